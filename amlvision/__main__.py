@@ -1,0 +1,5 @@
+"""Allow ``python -m amlvision``."""
+
+from amlvision.cli import main
+
+raise SystemExit(main())

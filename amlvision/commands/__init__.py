@@ -1,0 +1,1 @@
+"""One module per ``amlvision`` sub-command (see ``amlvision.cli.COMMANDS``)."""

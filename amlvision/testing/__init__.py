@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks that need the project's shared real data sets."""

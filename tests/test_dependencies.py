@@ -1,0 +1,53 @@
+"""pyproject.toml and conda_dependencies.yml must name the same dependencies.
+
+Azure ML builds its environment from conda_dependencies.yml while pip users install from
+pyproject.toml; if the lists drift, a model trained on one target behaves differently on another.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _normalise(specs: list[str]) -> dict[str, str]:
+    out = {}
+    for spec in specs:
+        req = Requirement(spec)
+        out[req.name.lower().replace("_", "-")] = str(req.specifier)
+    return out
+
+
+def _pyproject() -> dict[str, str]:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return _normalise(data["project"]["dependencies"])
+
+
+def _conda() -> dict[str, str]:
+    env = yaml.safe_load((ROOT / "conda_dependencies.yml").read_text())
+    pip_lists = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(pip_lists) == 1, "conda_dependencies.yml needs exactly one pip: section"
+    return _normalise(pip_lists[0])
+
+
+def test_conda_and_pyproject_name_the_same_dependencies():
+    assert _conda() == _pyproject()
+
+
+def test_conda_python_matches_requires_python():
+    env = yaml.safe_load((ROOT / "conda_dependencies.yml").read_text())
+    pythons = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python")]
+    assert pythons, "conda_dependencies.yml must pin python"
+    version = pythons[0].split("=")[1]
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert Requirement(f"python{requires}").specifier.contains(version)
+
+
+def test_normalise_detects_a_drift():
+    # The comparison must notice a changed pin, otherwise the agreement test above proves nothing.
+    assert _normalise(["torch==2.14.1"]) != _normalise(["torch==2.13.0"])
