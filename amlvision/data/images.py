@@ -1,0 +1,130 @@
+"""Decode one image file into the array layout every part of amlvision agrees on.
+
+Pillow does the decoding; this module only fixes the rules that make files from different
+tools comparable: EXIF orientation applied, first page of multi-page files, and one
+documented conversion to the model's channel count. It imports no torch, because the scoring
+image (which has none) decodes request images with exactly this code.
+
+Channel conversion rule (``channels`` = 1 or 3):
+
+- 16-bit gray (``I;16*``) and 32-bit (``I``) images are scaled to 8 bits by ``v * 255 / max_of_type``
+  (rounded), i.e. ``v / 257`` for 16-bit data, so full-range white stays white.
+- palette (``P``) images are expanded through their palette first (with transparency to RGBA).
+- alpha (``RGBA``, ``LA``, ``PA``) is composited onto black — the same thing a viewer shows over a
+  black background, and what happens when CNTK's OpenCV reader drops alpha from premultiplied data.
+- ``channels=3``: gray is replicated into R, G and B. ``channels=1``: colour becomes luma with
+  ITU-R 601-2 weights (Pillow's ``convert("L")``).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps
+
+ImageInput = str | Path | bytes | bytearray | memoryview | BinaryIO
+
+# Pillow raises DecompressionBombError above 2x this many pixels and warns above it; we turn
+# the warning into an error as well so a hostile file is refused, never half-decoded.
+DEFAULT_MAX_PIXELS = 89_478_485
+
+_HIGH_DEPTH_MAX = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
+
+
+class ImageReadError(ValueError):
+    """An image could not be decoded; the message names the file (or the request field)."""
+
+
+def _describe(source: ImageInput, name: str | None) -> str:
+    if name:
+        return name
+    if isinstance(source, str | Path):
+        return str(source)
+    return "<image bytes>"
+
+
+def _open(source: ImageInput) -> Image.Image:
+    if isinstance(source, bytes | bytearray | memoryview):
+        return Image.open(io.BytesIO(bytes(source)))
+    return Image.open(source)
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """Scale 16/32-bit gray to 8 bits (see module docstring)."""
+    top = _HIGH_DEPTH_MAX[img.mode]
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode == "I" and arr.max(initial=0) <= 255:  # 8-bit data stored in 32-bit ints (e.g. some TIFFs)
+        top = 255
+    scaled = np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled, mode="L")
+
+
+def _flatten_alpha(img: Image.Image) -> Image.Image:
+    base_mode = "L" if img.mode in ("LA", "La") else "RGB"
+    rgba = img.convert("RGBA")
+    opaque_black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+    return Image.alpha_composite(opaque_black, rgba).convert(base_mode)
+
+
+def to_channels(img: Image.Image, channels: int) -> Image.Image:
+    """Convert a decoded Pillow image to 1 (L) or 3 (RGB) channels by the module's rule."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if img.mode in _HIGH_DEPTH_MAX:
+        img = _to_8bit(img)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        img = _flatten_alpha(img)
+    if img.mode not in ("L", "RGB"):
+        img = img.convert("RGB")  # CMYK, YCbCr, 1-bit, ...
+    return img.convert("L" if channels == 1 else "RGB")
+
+
+def decode(source: ImageInput, *, name: str | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open ``source``, apply EXIF orientation and return the first page, fully loaded."""
+    label = _describe(source, name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            previous = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = max_pixels
+            try:
+                img = _open(source)
+                if max_pixels is not None and img.size[0] * img.size[1] > max_pixels:
+                    raise ImageReadError(
+                        f"{label}: {img.size[0]}x{img.size[1]} pixels exceeds the limit of {max_pixels}"
+                    )
+                img.seek(0)  # multi-page TIFF/GIF: first page
+                img.load()
+                img = ImageOps.exif_transpose(img)
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
+    except ImageReadError:
+        raise
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"{label}: file not found") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageReadError(f"{label}: refused as a decompression bomb ({exc})") from exc
+    except Exception as exc:  # Pillow raises many types for corrupt data
+        raise ImageReadError(f"{label}: cannot decode image ({type(exc).__name__}: {exc})") from exc
+    return img
+
+
+def load_image(
+    source: ImageInput,
+    channels: int = 3,
+    *,
+    name: str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Decode ``source`` into a ``uint8`` array of shape ``H x W x channels`` (RGB order)."""
+    img = to_channels(decode(source, name=name, max_pixels=max_pixels), channels)
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return np.ascontiguousarray(arr)
