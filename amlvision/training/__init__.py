@@ -1,0 +1,1 @@
+"""Training engine: data sources, models, the training loop and data-parallel plumbing."""
