@@ -1,0 +1,59 @@
+"""Publish score.py's request and response schema with inference-schema, for ``GET /swagger.json``.
+
+Why this is attached at init() time rather than with decorators on ``run``: azmlinfsrv refuses a
+``run()`` that is both ``@rawhttp`` (needed for raw ``image/*`` bodies) and ``@input_schema``. It
+inspects ``run`` for both when it loads score.py, but builds the swagger document only after
+``init()`` returns. Registering the schema for ``run`` inside ``init()`` therefore keeps the raw
+request handling *and* lets the server generate swagger 2 and 3 documents from inference-schema.
+The schema is built from the loaded model, so its examples have the model's real input shape and
+class names.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable
+
+import numpy as np
+from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+from inference_schema.parameter_types.standard_py_parameter_type import StandardPythonParameterType
+from inference_schema.schema_decorators import input_schema, output_schema
+from PIL import Image
+
+from amlvision.inference.predictor import Predictor
+
+
+def _example_png(height: int, width: int, channels: int) -> str:
+    mode = "L" if channels == 1 else "RGB"
+    buf = io.BytesIO()
+    Image.new(mode, (width, height)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def register(run: Callable, predictor: Predictor) -> None:
+    """Record the input/output schema of ``run`` with inference-schema (see module docstring)."""
+    pre = predictor.preprocess
+    png = _example_png(pre.height, pre.width, pre.channels)
+    top = predictor.labels[: min(3, len(predictor.labels))]
+    example_output = {
+        "predictions": [
+            {
+                "label": top[0],
+                "probability": 0.9,
+                "top_k": [{"label": lab, "probability": p} for lab, p in zip(top, (0.9, 0.07, 0.03), strict=False)],
+            }
+        ]
+    }
+    decorators = [
+        input_schema("data", NumpyParameterType(np.zeros((1, *pre.chw), dtype=np.float32)), optional=True),
+        input_schema("image", StandardPythonParameterType(png), optional=True),
+        input_schema("images", StandardPythonParameterType([png]), optional=True),
+        input_schema("top_k", StandardPythonParameterType(3), optional=True),
+        input_schema("layout", StandardPythonParameterType("NCHW"), optional=True),
+        input_schema("normalized", StandardPythonParameterType(False), optional=True),
+        output_schema(StandardPythonParameterType(example_output)),
+    ]
+    wrapped = run
+    for decorate in decorators:
+        wrapped = decorate(wrapped)  # registers the schema under run's module-qualified name

@@ -1,0 +1,90 @@
+"""Train and export a tiny CIFAR-style CNN in seconds, for serving tests and benchmarks.
+
+The model directory it writes follows docs/CONTRACTS.md exactly (model.onnx with input ``input`` /
+output ``logits`` and a dynamic batch, labels.json, preprocess.json with the training set's real
+mean and std), so it exercises the same code paths as a model from train.py. It also writes
+``model.pt`` (state dict) and ``tiny_model.json`` so the PyTorch baseline can rebuild the module.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from amlvision.data.images import load_image
+
+
+def build_tiny_cnn(n_classes: int, channels: int = 3):
+    import torch.nn as nn
+
+    return nn.Sequential(
+        nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(), nn.Linear(64, n_classes),
+    )  # fmt: skip
+
+
+def _load_split(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    images, labels = [], []
+    for index, name in enumerate(classes):
+        for path in sorted((root / name).glob("*.png")):
+            images.append(load_image(path, 3))
+            labels.append(index)
+    return np.stack(images), np.asarray(labels, dtype=np.int64), classes
+
+
+def train_tiny_model(train_dir: str | Path, out_dir: str | Path, seconds: float = 8.0, seed: int = 0) -> Path:
+    """Train on ``train_dir/<class>/*.png`` for about ``seconds`` and export into ``out_dir``."""
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(2)
+    images, labels, classes = _load_split(Path(train_dir))
+    height, width = images.shape[1:3]
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3))
+    x = (x - mean[None, :, None, None]) / std[None, :, None, None]
+    y = torch.from_numpy(labels)
+
+    model = build_tiny_cnn(len(classes))
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(seed)
+    deadline = time.monotonic() + seconds
+    model.train()
+    while time.monotonic() < deadline:
+        for batch in torch.randperm(len(x), generator=generator).split(64):
+            optimiser.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
+            loss.backward()
+            optimiser.step()
+            if time.monotonic() >= deadline:
+                break
+    model.eval()
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 3, height, width),),
+        str(out / "model.onnx"),
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+        dynamo=False,
+    )
+    (out / "labels.json").write_text(json.dumps(classes))
+    preprocess = {
+        "height": int(height), "width": int(width), "channels": 3, "channel_order": "RGB", "layout": "NCHW",
+        "dtype": "float32", "resize": "bilinear", "mean": mean.tolist(), "std": std.tolist(),
+    }  # fmt: skip
+    (out / "preprocess.json").write_text(json.dumps(preprocess, indent=2))
+    torch.save(model.state_dict(), out / "model.pt")
+    (out / "tiny_model.json").write_text(json.dumps({"builder": "amlvision.testing.tiny_model:build_tiny_cnn",
+                                                      "n_classes": len(classes)}))
+    return out
