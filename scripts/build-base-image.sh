@@ -41,7 +41,8 @@ rm -f "$ROOTFS.log"
 # Slim the tree the way the official slim images do: no apt lists, caches, docs or man pages.
 chroot "$ROOTFS" apt-get clean
 rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/* "$ROOTFS"/usr/share/doc/* \
-    "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* "$ROOTFS"/var/log/*.log "$ROOTFS"/tmp/*
+    "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* "$ROOTFS"/usr/share/locale/* \
+    "$ROOTFS"/var/log/*.log "$ROOTFS"/tmp/*
 echo "deb $MIRROR bookworm main" >"$ROOTFS/etc/apt/sources.list"
 
 echo "build-base-image: importing as $TAG" >&2
