@@ -1,0 +1,462 @@
+"""``pack``: turn any source ``open_collection`` reads into CTF, a CNTK map-file folder, or the packed format.
+
+Every output directory is written under a temporary name beside ``out`` and renamed into place
+only when complete, so an interrupted pack never leaves output that looks finished. Bad items
+(corrupt images, missing files, unknown labels) stop the pack with an error naming the item, or
+with ``skip_bad`` are left out and listed in the ``PackReport`` — never dropped silently.
+
+Output layouts (see docs/data.md):
+
+- ``packed``: ``amlvision.packed`` directory (``manifest.json``, ``<split>.images.u8``, ``<split>.labels.i64``).
+- ``ctf``: ``<split>.ctf`` with ``|labels`` (one-hot, or sparse ``index:1``) and ``|features`` (C planes
+  of H x W, 0-255), plus ``class_names.txt`` and ``dataset.json`` (shapes and stream dimensions).
+- ``map``: ``<split>/<class>/<name>.png``, ``<split>_map.txt`` (``path<TAB>label``, relative to the
+  folder), ``train_mean.xml`` (OpenCV XML mean image of the training split), ``class_names.txt``,
+  ``dataset.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from amlvision import packed
+from amlvision.data.archives import cache_root
+from amlvision.data.collection import LabeledImages
+from amlvision.data.decoding import decode_chunks
+from amlvision.data.discover import open_collection
+from amlvision.mapfile import write_class_names, write_map_file, write_mean_file
+
+FORMATS = ("ctf", "map", "packed")
+SPLIT_ORDER = ("train", "val", "test", "all")
+
+
+class PackError(ValueError):
+    """The source cannot be packed as asked (bad item, mixed sizes, existing output)."""
+
+
+@dataclass
+class PackReport:
+    """What a pack wrote and what it left out (with ``skip_bad``), for the user and for logs."""
+
+    out: Path
+    format: str
+    class_names: list[str]
+    counts: dict[str, int] = field(default_factory=dict)
+    image_shape: tuple[int, int, int] | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        shape = "x".join(map(str, self.image_shape)) if self.image_shape else "mixed"
+        lines = [
+            f"packed {self.total} images ({', '.join(f'{k}: {v}' for k, v in self.counts.items())}) "
+            f"of {len(self.class_names)} classes, {shape}, as {self.format} into {self.out} in {self.seconds:.1f} s"
+        ]
+        lines += [f"note: {note}" for note in self.notes]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} item(s):")
+            lines += [f"  {item}: {reason}" for item, reason in self.skipped]
+        return "\n".join(lines)
+
+
+def _ordered(splits: dict[str, LabeledImages]) -> list[tuple[str, LabeledImages]]:
+    rank = {name: i for i, name in enumerate(SPLIT_ORDER)}
+    return sorted(splits.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
+
+
+class _ShapeCheck:
+    """Insists on one image shape (packed/CTF/mean), naming example files when sizes are mixed."""
+
+    def __init__(self, expected: tuple[int, int, int] | None):
+        self.shape = expected
+        self.example = "the --size option" if expected else ""
+
+    def check(self, image: np.ndarray, where: str) -> None:
+        if self.shape is None:
+            self.shape, self.example = image.shape, where
+        elif image.shape != self.shape:
+            h, w, _ = self.shape
+            raise PackError(
+                f"images have different sizes: {self.example} is {h}x{w} but {where} is "
+                f"{image.shape[0]}x{image.shape[1]}; pass size=(H, W) (--size HxW) to resize every image"
+            )
+
+
+def _decoded(
+    split: str,
+    images: LabeledImages,
+    *,
+    channels: int,
+    size: tuple[int, int] | None,
+    skip_bad: bool,
+    report: PackReport,
+    workers: int | None,
+    png_out: list[str] | None = None,
+) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """Yield ``(indexes, arrays)`` of successfully decoded items, chunk by chunk, recording failures."""
+    for chunk in decode_chunks(images, channels=channels, size=size, workers=workers, png_out=png_out):
+        if chunk.errors and not skip_bad:
+            raise PackError(f"split {split!r}: {chunk.errors[0][1]} (use --skip-bad to skip bad images)")
+        report.skipped.extend((images.describe(i), reason) for i, reason in chunk.errors)
+        keep = [i for i, image in enumerate(chunk.images) if image is not None]
+        yield [chunk.start + i for i in keep], [chunk.images[i] for i in keep]
+
+
+# ---------------------------------------------------------------- packed
+
+
+def _pack_packed(splits, out: Path, report: PackReport, *, channels, size, skip_bad, workers, overwrite, source):
+    shape = _ShapeCheck((size[0], size[1], channels) if size else None)
+    iterators = {
+        split: _decoded(split, images, channels=channels, size=size, skip_bad=skip_bad, report=report, workers=workers)
+        for split, images in splits
+    }
+    # The writer needs the image shape up front: decode until the first good image before opening it.
+    pending: dict[str, list[tuple[list[int], list[np.ndarray]]]] = {split: [] for split, _ in splits}
+    for split, images in splits:
+        for chunk in iterators[split]:
+            pending[split].append(chunk)
+            if chunk[1]:
+                shape.check(chunk[1][0], images.describe(chunk[0][0]))
+                break
+        if shape.shape is not None:
+            break
+    if shape.shape is None:
+        raise PackError("no images could be decoded; nothing to pack")
+    with packed.PackedWriter(out, report.class_names, shape.shape, source=source, overwrite=overwrite) as writer:
+        for split, images in splits:
+            report.counts[split] = 0
+            for indexes, arrays in itertools.chain(pending[split], iterators[split]):
+                for i, array in zip(indexes, arrays, strict=True):
+                    shape.check(array, images.describe(i))
+                if arrays:
+                    writer.add(split, np.stack(arrays), images.labels[indexes])
+                report.counts[split] += len(arrays)
+            if report.counts[split] == 0:
+                writer.add(split, np.zeros((0, *shape.shape), np.uint8), np.zeros(0, np.int64))
+        writer.source["skipped"] = [list(item) for item in report.skipped]
+    report.image_shape = tuple(shape.shape)
+
+
+# ---------------------------------------------------------------- CTF
+
+_DIGITS = np.zeros((256, 4), dtype=np.uint8)
+_KEEP = np.zeros((256, 4), dtype=bool)
+for _v in range(256):
+    _text = f"{_v} ".encode()
+    _DIGITS[_v, : len(_text)] = np.frombuffer(_text, dtype=np.uint8)
+    _KEEP[_v, : len(_text)] = True
+
+
+def _uint8_rows(values: np.ndarray) -> list[bytes]:
+    """Each row of an ``N x D`` uint8 array as ``b"v1 v2 ... vD"`` (vectorised: no per-value Python)."""
+    flat = _DIGITS[values][_KEEP[values]].tobytes()
+    ends = np.cumsum(_KEEP[values].sum(axis=(1, 2)))
+    starts = np.concatenate([[0], ends[:-1]])
+    return [flat[s : e - 1] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+def ctf_label_fields(n_classes: int, sparse: bool) -> list[bytes]:
+    """The ``|labels`` field for each class index: one-hot dense, or sparse ``index:1``."""
+    if sparse:
+        return [f"|labels {k}:1".encode() for k in range(n_classes)]
+    return [
+        ("|labels " + " ".join("1" if j == k else "0" for j in range(n_classes))).encode() for k in range(n_classes)
+    ]
+
+
+def ctf_lines(images: np.ndarray, labels: np.ndarray, n_classes: int, *, sparse_labels: bool = False) -> bytes:
+    """CTF text for ``N x H x W x C`` uint8 images: one line per sample, features channel-major (CHW)."""
+    label_fields = ctf_label_fields(n_classes, sparse_labels)
+    chw = np.ascontiguousarray(images.transpose(0, 3, 1, 2)).reshape(len(images), -1)
+    rows = _uint8_rows(chw)
+    return b"".join(label_fields[int(k)] + b" |features " + row + b"\n" for k, row in zip(labels, rows, strict=True))
+
+
+def _pack_ctf(splits, tmp: Path, report: PackReport, *, channels, size, skip_bad, workers, sparse_labels):
+    shape = _ShapeCheck((size[0], size[1], channels) if size else None)
+    files = {}
+    for split, images in splits:
+        report.counts[split] = 0
+        files[split] = f"{split}.ctf"
+        with open(tmp / files[split], "wb") as fh:
+            for indexes, arrays in _decoded(
+                split, images, channels=channels, size=size, skip_bad=skip_bad, report=report, workers=workers
+            ):
+                for i, array in zip(indexes, arrays, strict=True):
+                    shape.check(array, images.describe(i))
+                if arrays:
+                    fh.write(
+                        ctf_lines(
+                            np.stack(arrays),
+                            images.labels[indexes],
+                            len(report.class_names),
+                            sparse_labels=sparse_labels,
+                        )
+                    )
+                report.counts[split] += len(arrays)
+    report.image_shape = tuple(shape.shape) if shape.shape else None
+    h, w, c = report.image_shape or (0, 0, channels)
+    return {
+        "streams": {
+            "features": {"alias": "features", "dim": h * w * c, "layout": "CHW", "format": "dense"},
+            "labels": {
+                "alias": "labels",
+                "dim": len(report.class_names),
+                "format": "sparse" if sparse_labels else "dense",
+            },
+        },
+        "files": files,
+    }
+
+
+# ---------------------------------------------------------------- map files
+
+
+def _safe(name: str) -> str:
+    cleaned = re.sub(r"[^\w.\-]+", "_", name).strip("._")
+    return cleaned or "x"
+
+
+def _png_names(split: str, images: LabeledImages) -> list[str]:
+    """``<split>/<class>/<stem>.png`` per item, unique (a counter suffix resolves clashes)."""
+    class_dirs: dict[int, str] = {}
+    used_dirs: set[str] = set()
+    for k, name in enumerate(images.class_names):
+        folder = _safe(name)
+        while folder in used_dirs:
+            folder = f"{folder}_{k}"
+        used_dirs.add(folder)
+        class_dirs[k] = folder
+    seen: Counter[str] = Counter()
+    names = []
+    for i in range(len(images)):
+        stem = _safe(images.paths[i].stem) if images.paths is not None else f"{i:06d}"
+        rel = f"{split}/{class_dirs[int(images.labels[i])]}/{stem}"
+        seen[rel] += 1
+        names.append(f"{rel}.png" if seen[rel] == 1 else f"{rel}_{seen[rel] - 1}.png")
+    return names
+
+
+def _pack_map(splits, tmp: Path, report: PackReport, *, channels, size, skip_bad, workers):
+    mean_splits = {"train"} if any(s == "train" for s, _ in splits) else {s for s, _ in splits}
+    info: dict[str, Any] = {"map_files": {}, "mean_files": {}}
+    shapes: set[tuple[int, ...]] = set()
+    for split, images in splits:
+        names = _png_names(split, images)
+        entries: list[tuple[str, int]] = []
+        total: np.ndarray | None = None
+        mixed = False
+        for indexes, arrays in _decoded(
+            split,
+            images,
+            channels=channels,
+            size=size,
+            skip_bad=skip_bad,
+            report=report,
+            workers=workers,
+            png_out=[str(tmp / n) for n in names],
+        ):
+            entries.extend((names[i], int(images.labels[i])) for i in indexes)
+            shapes.update(a.shape for a in arrays)
+            if split in mean_splits and arrays and not mixed:
+                if len({a.shape for a in arrays}) > 1 or (total is not None and arrays[0].shape != total.shape):
+                    mixed = True
+                else:
+                    block = np.stack(arrays).sum(axis=0, dtype=np.float64)
+                    total = block if total is None else total + block
+        for name in set(names) - {e[0] for e in entries}:  # skipped items: no half-written PNG left behind
+            (tmp / name).unlink(missing_ok=True)
+        map_name = f"{split}_map.txt"
+        write_map_file(tmp / map_name, entries)
+        info["map_files"][split] = map_name
+        report.counts[split] = len(entries)
+        if split in mean_splits:
+            if mixed or total is None:
+                report.notes.append(f"no {split}_mean.xml: images of split {split!r} differ in size (pass --size)")
+            else:
+                mean_name = f"{split}_mean.xml"
+                write_mean_file(tmp / mean_name, total / len(entries))
+                info["mean_files"][split] = mean_name
+    report.image_shape = tuple(shapes.pop()) if len(shapes) == 1 else None
+    return info
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def _atomic_dir(out: Path, overwrite: bool, fill) -> None:
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        fill(tmp)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _parse_size(size) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, str):
+        parts = re.split(r"[xX, ]+", size.strip())
+        size = tuple(int(p) for p in parts if p)
+        if len(size) == 1:
+            size = (size[0], size[0])
+    if len(size) != 2 or min(size) <= 0:
+        raise PackError(f"size must be (height, width) with positive values, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def pack(
+    src: str | Path | dict[str, LabeledImages],
+    to: str,
+    out: str | Path,
+    *,
+    size: tuple[int, int] | str | None = None,
+    channels: int = 3,
+    skip_bad: bool = False,
+    overwrite: bool = False,
+    workers: int | None = None,
+    sparse_labels: bool = False,
+    **collection_options: Any,
+) -> PackReport:
+    """Pack ``src`` (a path ``open_collection`` reads, or its result) into ``out`` as ``to``."""
+    if to not in FORMATS:
+        raise PackError(f"unknown format {to!r}; choose one of {', '.join(FORMATS)}")
+    if channels not in (1, 3):
+        raise PackError(f"channels must be 1 or 3, got {channels}")
+    size = _parse_size(size)
+    started = time.perf_counter()
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
+    if isinstance(src, dict):
+        collections = src
+    else:
+        if packed.is_packed(src):
+            raise PackError(f"{src} is already a packed dataset")
+        collections = open_collection(src, skip_bad=skip_bad, **collection_options)
+    splits = _ordered(collections)
+    if not splits or all(len(images) == 0 for _, images in splits):
+        raise PackError(f"{src}: no images found")
+    class_names = splits[0][1].class_names
+    for split, images in splits:
+        if images.class_names != class_names:
+            raise PackError(f"split {split!r} has classes {images.class_names}, split {splits[0][0]!r} {class_names}")
+    report = PackReport(out=out, format=to, class_names=list(class_names))
+    for _, images in splits:
+        report.skipped.extend(images.skipped)
+    source = {
+        "path": str(src) if not isinstance(src, dict) else "<in-memory>",
+        "channels": channels,
+        "size": list(size) if size else None,
+    }
+    common = {"channels": channels, "size": size, "skip_bad": skip_bad, "workers": workers}
+    if to == "packed":
+        _pack_packed(splits, out, report, overwrite=overwrite, source=source, **common)
+    else:
+
+        def fill(tmp: Path) -> None:
+            extra = (
+                _pack_ctf(splits, tmp, report, sparse_labels=sparse_labels, **common)
+                if to == "ctf"
+                else _pack_map(splits, tmp, report, **common)
+            )
+            write_class_names(tmp / "class_names.txt", report.class_names)
+            meta = {
+                "format": to,
+                "class_names": report.class_names,
+                "counts": report.counts,
+                "image_shape": list(report.image_shape) if report.image_shape else None,
+                "skipped": [list(item) for item in report.skipped],
+                "source": source,
+                **extra,
+            }
+            (tmp / "dataset.json").write_text(json.dumps(meta, indent=2))
+
+        _atomic_dir(out, overwrite, fill)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def source_fingerprint(src: str | Path) -> str:
+    """sha256 of a file's bytes (an archive), or of every file's relative path, size and mtime in a folder."""
+    src = Path(src)
+    digest = hashlib.sha256()
+    if src.is_file():
+        with open(src, "rb") as fh:
+            while block := fh.read(1 << 24):
+                digest.update(block)
+        return digest.hexdigest()
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        for name in sorted(filenames):
+            stat = os.stat(os.path.join(dirpath, name))
+            rel = os.path.relpath(os.path.join(dirpath, name), src)
+            digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def ensure_packed(
+    src: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    size: tuple[int, int] | str | None = None,
+    channels: int = 3,
+    **collection_options: Any,
+) -> Path:
+    """``src`` if it is packed already, else a packed copy in the cache (made once, reused while unchanged)."""
+    src = Path(src)
+    if packed.is_packed(src):
+        return src
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such file or folder")
+    size = _parse_size(size)
+    key_data = {
+        "src": str(src.resolve()),
+        "fingerprint": source_fingerprint(src),
+        "size": size,
+        "channels": channels,
+        "options": {k: str(v) for k, v in sorted(collection_options.items())},
+        "version": packed.FORMAT_VERSION,
+    }
+    key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:20]
+    base = Path(cache_dir) if cache_dir else cache_root() / "packed"
+    out = base / f"{_safe(src.name)}-{key}"
+    if packed.is_packed(out):
+        return out
+    try:
+        pack(src, "packed", out, size=size, channels=channels, **collection_options)
+    except (FileExistsError, OSError):
+        if not packed.is_packed(out):  # not a lost race with a concurrent pack of the same source
+            raise
+    return out
