@@ -1,0 +1,184 @@
+"""Training configuration: one dataclass, filled from model recipe defaults, a YAML file, then command-line flags.
+
+Precedence (later wins): the model's recipe (``recipes.py``) < ``--config FILE`` (YAML) < explicit flags.
+Every flag has a YAML key of the same name with dashes turned into underscores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from amlvision.training.models import MODELS
+from amlvision.training.recipes import RECIPES
+
+READERS = ("packed", "image", "ctf")
+CROP_TYPES = ("none", "center", "randomside", "randomarea")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; saved to ``outputs/config.yaml`` so a run can be repeated."""
+
+    data: str = "cifar10"
+    reader: str = "packed"
+    model: str = "fast"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    unit_gain: bool = False
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    lr_schedule: str = "step"
+    lr_steps: list[float] = field(default_factory=lambda: [0.5, 0.75])
+    lr_factors: list[float] = field(default_factory=lambda: [0.1, 0.01])
+    momentum_steps: list[float] = field(default_factory=list)
+    momentum_values: list[float] = field(default_factory=list)
+    warmup: float = 0.0
+    final_lr_fraction: float = 0.0
+    seed: int = 0
+    outputs: str = "outputs"
+    resume: bool = False
+    val_fraction: float = 0.1
+    # transforms in CNTK terms (cntk.io.transforms.crop / scale / mean), plus CIFAR pre-padding and flips
+    pad: int = 4
+    crop_type: str = "randomside"
+    side_ratio: float = 0.8
+    jitter_type: str = "uniratio"
+    flip: bool = True
+    scale: list[int] | None = None
+    interpolations: str = "linear"
+    mean_std: str = "data"
+    tta: bool = False
+    threads: int = 0
+    device: str = "auto"
+    eval_batch_size: int = 512
+    limit: int = 0
+    progress: str = "auto"
+    experiment: str = "amlvision"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _bool(text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The train.py command line (also documented in docs/training.md)."""
+    p = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train an image classifier on any supported source, evaluate it and export ONNX.",
+        argument_default=argparse.SUPPRESS,
+    )
+    g = p.add_argument_group("data")
+    g.add_argument("--data", help="folder, archive, label file, map file, CTF file, packed dir or 'cifar10'")
+    g.add_argument("--reader", choices=READERS, help="minibatch source: packed (default), image or ctf")
+    g.add_argument("--val-fraction", type=float, help="stratified validation split when the data has no test split")
+    g.add_argument("--limit", type=int, help="use only the first N training images per epoch (smoke runs)")
+    g = p.add_argument_group("model and optimiser")
+    g.add_argument("--model", choices=sorted(MODELS), help="network; its recipe sets the defaults below")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float, help="peak learning rate (mean loss over the minibatch)")
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--nesterov", type=_bool, metavar="BOOL")
+    g.add_argument("--unit-gain", type=_bool, metavar="BOOL", help="CNTK unit-gain momentum: v = m v + (1-m) g")
+    g.add_argument("--weight-decay", type=float, help="L2 weight (CNTK l2_regularization_weight)")
+    g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--lr-schedule", choices=("step", "onecycle", "constant"))
+    g.add_argument("--lr-steps", type=float, nargs="*", help="step schedule: fractions of training")
+    g.add_argument("--lr-factors", type=float, nargs="*", help="step schedule: lr multipliers after each step")
+    g.add_argument("--warmup", type=float, help="onecycle: fraction of training spent warming up")
+    g.add_argument("--final-lr-fraction", type=float, help="onecycle: lr at the end as a fraction of the peak")
+    g.add_argument("--tta", type=_bool, metavar="BOOL", help="evaluate and export with horizontal-flip TTA")
+    g = p.add_argument_group("transforms (CNTK terms)")
+    g.add_argument("--pad", type=int, help="zero padding added before cropping (CNTK's CIFAR images are pre-padded 4)")
+    g.add_argument("--crop-type", choices=CROP_TYPES, help="CNTK crop transform type for training")
+    g.add_argument("--side-ratio", type=float, help="CNTK crop side_ratio")
+    g.add_argument("--jitter-type", choices=("none", "uniratio"), help="CNTK crop jitter_type")
+    g.add_argument("--flip", type=_bool, metavar="BOOL", help="random horizontal flips (CNTK random crops flip)")
+    g.add_argument("--scale", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"), help="CNTK scale transform size")
+    g.add_argument("--interpolations", choices=("linear", "nearest", "cubic", "lanczos"))
+    g.add_argument("--mean-std", choices=("data", "cntk", "none"), help="normalisation: per-channel data mean/std, "
+                   "CNTK's (x - mean)/256, or none")
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--outputs", help="output folder (default outputs/)")
+    g.add_argument("--resume", action="store_const", const=True, help="continue from outputs/checkpoint.pt")
+    g.add_argument("--config", help="YAML file with any of these options (flags override it)")
+    g.add_argument("--threads", type=int, help="torch CPU threads (0 = torch default)")
+    g.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    g.add_argument("--eval-batch-size", type=int)
+    g.add_argument("--progress", choices=("auto", "bar", "log"), help="tqdm bars when interactive, log lines otherwise")
+    g.add_argument("--experiment", help="experiment name for MLflow")
+    return p
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config, accepting dashed or underscored keys; unknown keys are an error naming the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: invalid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of option: value, got {type(raw).__name__}")
+    values = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in _FIELDS:
+            raise ValueError(f"{path}: unknown option {key!r}; known: {', '.join(sorted(_FIELDS))}")
+        values[name] = value
+    return values
+
+
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """Recipe defaults < YAML file < flags, validated."""
+    args = vars(build_parser().parse_args(argv))
+    file_values = load_yaml(args.pop("config")) if "config" in args else {}
+    model = args.get("model", file_values.get("model", TrainConfig.model))
+    if model not in RECIPES:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(RECIPES)}")
+    values: dict[str, Any] = {**RECIPES[model], **file_values, **args, "model": model}
+    cfg = TrainConfig(**values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    problems = []
+    if cfg.reader not in READERS:
+        problems.append(f"reader must be one of {READERS}, got {cfg.reader!r}")
+    if cfg.crop_type not in CROP_TYPES:
+        problems.append(f"crop_type must be one of {CROP_TYPES}, got {cfg.crop_type!r}")
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        problems.append("epochs and batch_size must be positive")
+    if not 0 < cfg.side_ratio <= 1:
+        problems.append(f"side_ratio must be in (0, 1], got {cfg.side_ratio}")
+    if not 0 <= cfg.val_fraction < 1:
+        problems.append(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
+    if len(cfg.lr_steps) != len(cfg.lr_factors):
+        problems.append("lr_steps and lr_factors need the same length")
+    if len(cfg.momentum_steps) != len(cfg.momentum_values):
+        problems.append("momentum_steps and momentum_values need the same length")
+    if cfg.scale is not None and len(cfg.scale) != 2:
+        problems.append("scale takes WIDTH HEIGHT")
+    if problems:
+        raise ValueError("invalid training configuration: " + "; ".join(problems))

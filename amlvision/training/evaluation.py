@@ -1,0 +1,141 @@
+"""Held-out evaluation with scikit-learn: confusion matrix, classification report and plots.
+
+``evaluate_predictions`` is the single place metrics are computed, both at the end of train.py and
+in ``amlvision evaluate``; it also saves the raw predictions (``predictions.npz``) so anyone can
+re-check every number with scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on training machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix  # noqa: E402
+
+GALLERY_SIZE = 25
+
+
+@dataclass
+class MistakeGallery:
+    """Keeps the ``size`` most confident wrong predictions seen so far, with their uint8 HxWxC images."""
+
+    size: int = GALLERY_SIZE
+    items: list[tuple[float, int, int, int, np.ndarray]] = field(default_factory=list)
+
+    def offer(self, images_nhwc: np.ndarray, labels: np.ndarray, probs: np.ndarray, offset: int) -> None:
+        predicted = probs.argmax(axis=1)
+        confidence = probs.max(axis=1)
+        wrong = np.flatnonzero(predicted != labels)
+        if not len(wrong):
+            return
+        threshold = self.items[-1][0] if len(self.items) >= self.size else -1.0
+        for i in wrong[np.argsort(-confidence[wrong])]:
+            if confidence[i] <= threshold and len(self.items) >= self.size:
+                break
+            self.items.append((float(confidence[i]), offset + int(i), int(labels[i]), int(predicted[i]),
+                               np.array(images_nhwc[i])))
+        self.items.sort(key=lambda item: -item[0])
+        del self.items[self.size :]
+
+
+def evaluate_predictions(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: list[str],
+    out_dir: Path,
+    *,
+    gallery: MistakeGallery | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write metrics.json, classification_report.txt, confusion_matrix.{json,png}, mistakes.png, predictions.npz."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = np.asarray(labels, dtype=np.int64)
+    predicted = probabilities.argmax(axis=1)
+    indexes = list(range(len(class_names)))
+    matrix = confusion_matrix(labels, predicted, labels=indexes)
+    report_text = classification_report(labels, predicted, labels=indexes, target_names=class_names, digits=4,
+                                        zero_division=0)
+    report = classification_report(labels, predicted, labels=indexes, target_names=class_names, output_dict=True,
+                                   zero_division=0)
+    metrics: dict[str, Any] = {
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "num_samples": int(len(labels)),
+        "macro_f1": float(report["macro avg"]["f1-score"]),
+        "weighted_f1": float(report["weighted avg"]["f1-score"]),
+        "per_class": {name: {k: float(v) for k, v in report[name].items()} for name in class_names},
+        "confusion_matrix": {"class_labels": list(class_names), "matrix": matrix.tolist()},
+        **(extra or {}),
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out_dir / "classification_report.txt").write_text(report_text)
+    (out_dir / "confusion_matrix.json").write_text(json.dumps(metrics["confusion_matrix"], indent=2))
+    np.savez_compressed(out_dir / "predictions.npz", labels=labels, probabilities=probabilities.astype(np.float32),
+                        class_names=np.array(class_names))
+    plot_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png")
+    plot_mistakes(gallery or MistakeGallery(), class_names, out_dir / "mistakes.png")
+    return metrics
+
+
+def per_class_table(metrics: dict[str, Any]) -> dict[str, list]:
+    """Per-class precision/recall/F1/support as columns, for ``run.log_table``."""
+    names = list(metrics["per_class"])
+    rows = [metrics["per_class"][n] for n in names]
+    return {
+        "class": names,
+        "precision": [r["precision"] for r in rows],
+        "recall": [r["recall"] for r in rows],
+        "f1": [r["f1-score"] for r in rows],
+        "support": [int(r["support"]) for r in rows],
+    }
+
+
+def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path) -> Path:
+    """A labelled confusion-matrix heat map with counts in each cell."""
+    k = len(class_names)
+    size = max(5.0, 0.55 * k + 2)
+    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(k), labels=class_names, rotation=45, ha="right")
+    ax.set_yticks(range(k), labels=class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"confusion matrix (accuracy {np.trace(matrix) / max(1, matrix.sum()):.2%})")
+    if k <= 30:
+        top = matrix.max() if matrix.size else 0
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if matrix[i, j] > top / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_mistakes(gallery: MistakeGallery, class_names: list[str], path: Path) -> Path:
+    """A grid of the most confident mistakes, each titled 'true -> predicted (confidence)'."""
+    items = gallery.items
+    cols = 5
+    rows = max(1, -(-len(items) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.2, rows * 2.4), dpi=100, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    if not items:
+        axes[0, 0].text(0, 0.5, "no mistakes", fontsize=12)
+    for ax, (confidence, index, true, pred, image) in zip(axes.flat, items, strict=False):
+        ax.imshow(image[:, :, 0] if image.shape[2] == 1 else image, cmap="gray" if image.shape[2] == 1 else None,
+                  vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(f"#{index}\n{class_names[true]} -> {class_names[pred]} ({confidence:.0%})", fontsize=8)
+    fig.suptitle("most confident mistakes")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,465 @@
+"""The training run behind train.py: data -> model -> epochs (checkpointed) -> evaluation -> ONNX export.
+
+Determinism: batch order and augmentation depend only on (seed, epoch, sample) (see
+``amlvision.sources.base``), the schedule only on the global step, and torch's RNG (dropout) is reseeded
+from (seed, epoch) at each epoch start and saved in mid-epoch checkpoints. So ``--resume`` after a
+kill -9 (restart from the last epoch checkpoint) or after SIGTERM/SIGINT (mid-epoch checkpoint)
+ends with exactly the weights, and so the metrics, of the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from tqdm import tqdm
+
+from amlvision.packed import PackedDataset
+from amlvision.training import distributed, schedule
+from amlvision.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, set_rng_state
+from amlvision.training.config import TrainConfig
+from amlvision.training.data import TrainingData, load_training_data
+from amlvision.training.evaluation import MistakeGallery, evaluate_predictions, per_class_table
+from amlvision.training.export import export_onnx
+from amlvision.training.models import FastNet, FlipTTA, build_model
+from amlvision.training.tracking import NullTracker, Tracker, open_tracker
+
+log = logging.getLogger("amlvision.train")
+
+INTERRUPTED_EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}
+# Keys that must match between a checkpoint and the resuming run, or the result would not be the same run.
+RESUME_KEYS = ("data", "reader", "model", "epochs", "batch_size", "seed", "lr", "lr_schedule", "limit",
+               "val_fraction", "scale")
+
+
+class Interrupted(Exception):
+    """SIGTERM/SIGINT arrived; a checkpoint has been written."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class Normalizer:
+    """``(pixel - mean) / std`` per channel in 0-255 units; the same numbers go into preprocess.json."""
+
+    mean: list[float]
+    std: list[float]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+
+def compute_normalizer(packed_path: Path, mode: str, max_images: int = 10_000) -> Normalizer:
+    """Per-channel mean/std of the training images ('data'), CNTK's mean and 256 ('cntk'), or identity ('none')."""
+    packed = PackedDataset(packed_path)
+    channels = packed.image_shape[2]
+    if mode == "none":
+        return Normalizer([0.0] * channels, [1.0] * channels)
+    images = packed.images("train" if "train" in packed.splits else "all")
+    step = max(1, len(images) // max_images)
+    sample = np.asarray(images[::step], dtype=np.float64)
+    mean = sample.mean(axis=(0, 1, 2))
+    std = sample.std(axis=(0, 1, 2)) if mode == "data" else np.full(channels, 256.0)
+    return Normalizer([round(float(v), 4) for v in mean], [round(max(float(v), 1e-3), 4) for v in std])
+
+
+@dataclass
+class EpochStats:
+    loss_sum: float = 0.0
+    correct: int = 0
+    count: int = 0
+    seconds: float = 0.0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        n = int(labels.shape[0])
+        self.loss_sum += float(loss.detach()) * n
+        self.correct += int((logits.detach().argmax(1) == labels).sum())
+        self.count += n
+
+
+@dataclass
+class RunState:
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    stats: EpochStats = field(default_factory=EpochStats)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def git_commit(repo: Path) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def pick_device(requested: str) -> str | None:
+    return None if requested == "auto" else requested
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    params = [p for p in model.parameters() if p.requires_grad]
+    momentum = max(cfg.momentum, *cfg.momentum_values) if cfg.momentum_values else cfg.momentum
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=momentum, weight_decay=cfg.weight_decay)
+
+
+def _uint8_nhwc(x: torch.Tensor) -> np.ndarray:
+    return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def predict_source(model: nn.Module, source: Any, normalize: Normalizer, device: torch.device, batch_size: int,
+                   gallery: MistakeGallery | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Probabilities, labels and mean cross-entropy over one full pass of ``source``."""
+    model.eval()
+    probs, labels, loss_sum, offset = [], [], 0.0, 0
+    for x, y in source.iter_epoch(0, batch_size):
+        x, y = x.to(device), y.to(device)
+        logits = model(normalize(x)).float()
+        loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+        p = torch.softmax(logits, dim=1).cpu().numpy()
+        if gallery is not None:
+            gallery.offer(_uint8_nhwc(x), y.cpu().numpy(), p, offset)
+        probs.append(p)
+        labels.append(y.cpu().numpy())
+        offset += len(y)
+    probabilities = np.concatenate(probs) if probs else np.zeros((0, 0), dtype=np.float32)
+    all_labels = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
+    return probabilities, all_labels, loss_sum / max(1, len(all_labels))
+
+
+class _SignalGuard:
+    """Turns SIGTERM/SIGINT into a flag checked between minibatches (the second SIGINT aborts at once)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _SignalGuard:
+        for signum in INTERRUPTED_EXIT:
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.warning("%s received: finishing this minibatch, then writing a checkpoint", signal.Signals(signum).name)
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class Trainer:
+    """One training run; :meth:`run` returns the final metrics dict (also written to outputs/metrics.json)."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.outputs = Path(cfg.outputs)
+        self.info = distributed.setup(pick_device(cfg.device))
+        self.device = self.info.device
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.interactive = cfg.progress == "bar" or (cfg.progress == "auto" and sys.stderr.isatty())
+
+    # ------------------------------------------------------------------ set-up
+    def _prepare(self) -> None:
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        self.outputs.mkdir(parents=True, exist_ok=True)
+        self.data: TrainingData = load_training_data(cfg, rank=self.info.rank, world_size=self.info.world_size)
+        self.normalize = compute_normalizer(self.data.packed_path, cfg.mean_std)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model, len(self.data.class_names), self.data.image_shape)
+        if isinstance(self.model, FastNet):
+            self.model.init_whitening(self.normalize(self._whitening_sample()))
+        self.model.to(self.device)
+        self.train_model = distributed.wrap_model(self.model, self.info)
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        n = len(self.data.train)
+        self.drop_last = n >= cfg.batch_size * 2
+        self.steps_per_epoch = self.data.train.num_batches(0, cfg.batch_size, self.drop_last)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{cfg.data}: {n} training images cannot fill one batch of {cfg.batch_size}")
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.state = RunState()
+        self.tracker: Tracker = (
+            open_tracker(self.outputs, cfg.experiment, run_name=f"{cfg.model}-seed{cfg.seed}")
+            if self.info.is_main else NullTracker()
+        )
+        if cfg.resume:
+            self._resume()
+
+    def _whitening_sample(self, count: int = 5000) -> torch.Tensor:
+        """Un-augmented training images for the whitening statistics (a fixed, seed-independent subset)."""
+        images = PackedDataset(self.data.packed_path).images(self.data.split["train_split"])
+        step = max(1, len(images) // count)
+        x = torch.from_numpy(np.ascontiguousarray(images[::step][:count])).permute(0, 3, 1, 2).float()
+        if tuple(x.shape[1:]) != self.data.image_shape:
+            x = nn.functional.interpolate(x, size=self.data.image_shape[1:], mode="bilinear", align_corners=False)
+        return x
+
+    def _resume(self) -> None:
+        path = self.outputs / CHECKPOINT_NAME
+        ckpt = load_checkpoint(path)
+        saved = ckpt.get("config", {})
+        differ = [k for k in RESUME_KEYS if saved.get(k) != getattr(self.cfg, k)]
+        if differ:
+            detail = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(self.cfg, k)!r}" for k in differ)
+            raise ValueError(f"{path}: cannot resume, the configuration changed ({detail})")
+        if ckpt.get("data_checksum") != self.data.checksum:
+            raise ValueError(f"{path}: cannot resume, the data changed (checksum {ckpt.get('data_checksum')} -> "
+                             f"{self.data.checksum})")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.state = RunState(epoch=ckpt["epoch"], step_in_epoch=ckpt["step_in_epoch"],
+                              global_step=ckpt["global_step"], history=ckpt["history"],
+                              stats=EpochStats(**ckpt["stats"]))
+        self._resume_rng = ckpt["rng"] if ckpt["step_in_epoch"] else None
+        log.info("resumed from %s at epoch %d, step %d of the epoch", path, self.state.epoch + 1,
+                 self.state.step_in_epoch)
+
+    def _checkpoint(self) -> None:
+        if not self.info.is_main:
+            return
+        s = self.state
+        save_checkpoint(
+            self.outputs / CHECKPOINT_NAME,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            epoch=s.epoch,
+            step_in_epoch=s.step_in_epoch,
+            global_step=s.global_step,
+            history=s.history,
+            stats=vars(s.stats),
+            config=self.cfg.to_dict(),
+            data_checksum=self.data.checksum,
+        )
+
+    # ------------------------------------------------------------------ training
+    def run(self) -> dict[str, Any]:
+        self._prepare()
+        cfg = self.cfg
+        status = "failed"
+        try:
+            if self.info.is_main:
+                self._start_logging()
+            with _SignalGuard() as guard:
+                self._resume_rng = getattr(self, "_resume_rng", None)
+                while self.state.epoch < cfg.epochs:
+                    self._train_epoch(guard)
+            metrics = self._finish() if self.info.is_main else {}
+            distributed.barrier()
+            status = "completed"
+            return metrics
+        except Interrupted:
+            status = "interrupted"
+            raise
+        finally:
+            self.tracker.close(status)
+
+    def _start_logging(self) -> None:
+        cfg, data = self.cfg, self.data
+        (self.outputs / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        if data.split.get("validation_indexes") is not None:
+            (self.outputs / "split.json").write_text(json.dumps(data.split))
+        repo = Path(__file__).resolve().parents[2]
+        self.tracker.set_tags({"data_checksum": data.checksum, "model": cfg.model, "git_commit": git_commit(repo),
+                               "reader": cfg.reader, "heldout": data.heldout_name})
+        self.tracker.log_params({k: v for k, v in cfg.to_dict().items() if k not in ("resume",)})
+        log.info("data %s: %d training images (%s), held-out %s: %d images, %d classes, input %s, checksum %s",
+                 cfg.data, len(data.train), cfg.reader, data.heldout_name, len(data.heldout), len(data.class_names),
+                 "x".join(map(str, data.image_shape)), data.checksum)
+        log.info("model %s (%d trainable parameters) on %s; %d epochs x %d steps of %d", cfg.model,
+                 sum(p.numel() for p in self.model.parameters() if p.requires_grad), self.device, cfg.epochs,
+                 self.steps_per_epoch, cfg.batch_size)
+
+    def _train_epoch(self, guard: _SignalGuard) -> None:
+        cfg, s = self.cfg, self.state
+        skip = s.step_in_epoch
+        if skip and self._resume_rng is not None:
+            set_rng_state(self._resume_rng)
+            self._resume_rng = None
+        else:
+            torch.manual_seed(cfg.seed * 1_000_003 + s.epoch)
+            s.stats = EpochStats()
+        self.train_model.train()
+        batches = self.data.train.iter_epoch(s.epoch, cfg.batch_size, self.drop_last)
+        bar = tqdm(total=self.steps_per_epoch, initial=skip, desc=f"epoch {s.epoch + 1}/{cfg.epochs}",
+                   disable=not (self.interactive and self.info.is_main), leave=False, unit="batch")
+        log_every = max(1, self.steps_per_epoch // 5)
+        start = time.perf_counter()
+        done_before = s.stats.count
+        for index, (x, y) in enumerate(batches):
+            if index < skip:
+                continue
+            lr, _ = schedule.apply(self.optimizer, cfg, s.global_step / self.total_steps)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            logits = self.train_model(self.normalize(x))
+            loss = self.criterion(logits, y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {float(loss)} at epoch {s.epoch + 1} step {index + 1}; "
+                                         f"lower --lr (now {lr:g})")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            s.stats.add(loss, logits, y)
+            s.global_step += 1
+            s.step_in_epoch = index + 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{s.stats.loss_sum / s.stats.count:.3f}", lr=f"{lr:.3g}")
+            if not self.interactive and self.info.is_main and (index + 1) % log_every == 0:
+                log.info("epoch %d/%d step %d/%d loss %.4f lr %.4g", s.epoch + 1, cfg.epochs, index + 1,
+                         self.steps_per_epoch, s.stats.loss_sum / s.stats.count, lr)
+            if guard.signum is not None:
+                bar.close()
+                s.stats.seconds += time.perf_counter() - start
+                self._checkpoint()
+                log.warning("checkpoint written to %s at epoch %d step %d; continue with --resume",
+                            self.outputs / CHECKPOINT_NAME, s.epoch + 1, s.step_in_epoch)
+                raise Interrupted(guard.signum)
+        bar.close()
+        s.stats.seconds += time.perf_counter() - start
+        self._end_epoch(s.stats.count - done_before)
+
+    def _end_epoch(self, images_this_session: int) -> None:
+        cfg, s = self.cfg, self.state
+        totals = torch.tensor([s.stats.loss_sum, s.stats.correct, s.stats.count], dtype=torch.float64)
+        distributed.all_reduce_sum(totals)
+        loss_sum, correct, count = totals.tolist()
+        eval_model = self.eval_model()
+        probs, labels, val_loss = predict_source(eval_model, self.data.heldout, self.normalize, self.device,
+                                                 cfg.eval_batch_size)
+        val_acc = float((probs.argmax(1) == labels).mean()) if len(labels) else math.nan
+        seconds = s.stats.seconds
+        row = {
+            "epoch": s.epoch + 1,
+            "loss": loss_sum / max(1.0, count),
+            "accuracy": correct / max(1.0, count),
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "lr": schedule.lr_at(cfg, max(0, s.global_step - 1) / self.total_steps),
+            "images_per_sec": images_this_session * self.info.world_size / seconds if seconds > 0 else math.nan,
+            "epoch_seconds": seconds,
+        }
+        s.history.append(row)
+        s.epoch += 1
+        s.step_in_epoch = 0
+        s.stats = EpochStats()
+        if self.info.is_main:
+            self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+            log.info("epoch %d/%d loss %.4f acc %.4f val_loss %.4f val_acc %.4f lr %.4g %.0f img/s", row["epoch"],
+                     cfg.epochs, row["loss"], row["accuracy"], val_loss, val_acc, row["lr"], row["images_per_sec"])
+        self._checkpoint()
+        distributed.barrier()
+
+    def eval_model(self) -> nn.Module:
+        return FlipTTA(self.model) if self.cfg.tta else self.model
+
+    # ------------------------------------------------------------------ the end
+    def preprocess(self) -> dict[str, Any]:
+        channels, height, width = self.data.image_shape
+        return {
+            "height": height, "width": width, "channels": channels,
+            "channel_order": "RGB" if channels == 3 else "L", "layout": "NCHW", "dtype": "float32",
+            "resize": "bilinear", "mean": self.normalize.mean, "std": self.normalize.std,
+        }
+
+    def _finish(self) -> dict[str, Any]:
+        cfg, data = self.cfg, self.data
+        model = self.eval_model()
+        gallery = MistakeGallery()
+        start = time.perf_counter()
+        probs, labels, val_loss = predict_source(model, data.heldout, self.normalize, self.device,
+                                                 cfg.eval_batch_size, gallery)
+        eval_seconds = time.perf_counter() - start
+        train_seconds = sum(r["epoch_seconds"] for r in self.state.history)
+        extra = {
+            "model": cfg.model, "heldout": data.heldout_name, "loss": val_loss, "epochs": cfg.epochs,
+            "train_seconds": train_seconds, "eval_seconds": eval_seconds, "data_checksum": data.checksum,
+            "history": self.state.history, "tta": cfg.tta,
+        }
+        metrics = evaluate_predictions(labels, probs, data.class_names, self.outputs, gallery=gallery, extra=extra)
+        torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, self.outputs / "model.pt")
+        check = self._check_images()
+        onnx_check = export_onnx(model.cpu(), self.outputs, data.class_names, self.preprocess(), check)
+        self.model.to(self.device)
+        metrics["onnx_check"] = onnx_check
+        (self.outputs / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        self.tracker.log_metrics({"final_accuracy": metrics["accuracy"], "final_macro_f1": metrics["macro_f1"],
+                                  "train_seconds": train_seconds}, step=cfg.epochs)
+        self.tracker.log_table("per_class_metrics", per_class_table(metrics))
+        self.tracker.log_confusion_matrix("confusion_matrix", data.class_names,
+                                          metrics["confusion_matrix"]["matrix"])
+        for name in ("confusion_matrix", "mistakes"):
+            self.tracker.log_image(name, self.outputs / f"{name}.png")
+        for name in ("metrics.json", "classification_report.txt", "model.onnx", "labels.json", "preprocess.json"):
+            self.tracker.log_artifact(self.outputs / name)
+        log.info("held-out %s accuracy %.4f (macro F1 %.4f) on %d images; ONNX max |diff| %.2g; outputs in %s",
+                 data.heldout_name, metrics["accuracy"], metrics["macro_f1"], metrics["num_samples"],
+                 onnx_check["max_abs_diff"], self.outputs)
+        return metrics
+
+    def _check_images(self, count: int = 64) -> torch.Tensor:
+        """Real held-out images, normalised, for the ONNX-vs-PyTorch check."""
+        x, _ = next(iter(self.data.heldout.iter_epoch(0, count)))
+        return self.normalize(x.float().cpu())
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run training; returns the final metrics. Raises :class:`Interrupted` after a signal (checkpoint written)."""
+    trainer = Trainer(cfg)
+    try:
+        return trainer.run()
+    finally:
+        distributed.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """train.py's entry point: parse, train, and turn an interruption into a clean exit code."""
+    from amlvision.training.config import parse_config
+
+    configure_logging()
+    try:
+        cfg = parse_config(argv)
+    except ValueError as exc:
+        print(f"train.py: {exc}", file=sys.stderr)
+        return 2
+    try:
+        train(cfg)
+    except Interrupted as exc:
+        return INTERRUPTED_EXIT.get(exc.signum, 1)
+    return 0

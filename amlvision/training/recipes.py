@@ -1,0 +1,87 @@
+"""Per-model training recipes: the published hyper-parameters each network was trained with.
+
+Values are in PyTorch terms (mean loss over the minibatch). CNTK's per-sample learning rates are
+converted by multiplying with the minibatch size, and its unit-gain momentum is kept (``unit_gain``),
+so the schedules below are CNTK's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# ConvNet_CIFAR10_DataAug.py: minibatch 64, lr/sample 0.0015625 (x64 = 0.1) for 20 epochs, then
+# x0.3, x0.1, x0.03, x0.01 at 20/40/60/70 of 80; momentum time constant 0 then 600 (m = e^(-64/600)
+# = 0.899) then 1200 (0.948) at 20/40; L2 0.002; random side crop 0.8 of the 40x40 pre-padded image.
+CONVNET: dict[str, Any] = {
+    "epochs": 80,
+    "batch_size": 64,
+    "lr": 0.1,
+    "momentum": 0.0,
+    "unit_gain": True,
+    "nesterov": False,
+    "weight_decay": 0.002,
+    "lr_schedule": "step",
+    "lr_steps": [0.25, 0.5, 0.75, 0.875],
+    "lr_factors": [0.3, 0.1, 0.03, 0.01],
+    "momentum_steps": [0.25, 0.5],
+    "momentum_values": [0.899, 0.948],
+    "label_smoothing": 0.0,
+    "pad": 4,
+    "crop_type": "randomside",
+    "side_ratio": 0.8,
+    "flip": False,
+    "mean_std": "cntk",
+    "tta": False,
+}
+
+# TrainResNet_CIFAR10.py (resnet20): minibatch 128, lr/minibatch 1.0 / 0.1 / 0.01 at epochs 80 and
+# 120 of 160, unit-gain momentum 0.9, L2 1e-4, random side crop 0.8 with flips.
+RESNET20: dict[str, Any] = {
+    "epochs": 160,
+    "batch_size": 128,
+    "lr": 1.0,
+    "momentum": 0.9,
+    "unit_gain": True,
+    "nesterov": False,
+    "weight_decay": 1e-4,
+    "lr_schedule": "step",
+    "lr_steps": [0.5, 0.75],
+    "lr_factors": [0.1, 0.01],
+    "momentum_steps": [],
+    "momentum_values": [],
+    "label_smoothing": 0.0,
+    "pad": 4,
+    "crop_type": "randomside",
+    "side_ratio": 0.8,
+    "flip": True,
+    "mean_std": "cntk",
+    "tta": False,
+}
+
+# airbench94-style: big batches, Nesterov SGD, one-cycle linear schedule, label smoothing 0.2, flips
+# and 2-pixel translation, flip TTA. Another issue tunes it for speed; these are sane starting values.
+FAST: dict[str, Any] = {
+    "epochs": 8,
+    "batch_size": 512,
+    "lr": 0.8,
+    "momentum": 0.85,
+    "unit_gain": False,
+    "nesterov": True,
+    "weight_decay": 5e-4,
+    "lr_schedule": "onecycle",
+    "lr_steps": [],
+    "lr_factors": [],
+    "momentum_steps": [],
+    "momentum_values": [],
+    "warmup": 0.23,
+    "final_lr_fraction": 0.07,
+    "label_smoothing": 0.2,
+    "pad": 2,
+    "crop_type": "randomside",
+    "side_ratio": 1.0,
+    "flip": True,
+    "mean_std": "data",
+    "tta": True,
+}
+
+RECIPES: dict[str, dict[str, Any]] = {"convnet": CONVNET, "resnet20": RESNET20, "fast": FAST}
