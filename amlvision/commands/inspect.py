@@ -1,0 +1,34 @@
+"""Summarise a source or packed dataset: images per class, sizes and modes, unreadable files, duplicates.
+
+Every image is decoded, so truncated files are reported; duplicates are found by content hash.
+For a packed dataset the manifest checksums are verified too (skip with --no-verify).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from amlvision.data.cli_options import add_source_options, source_options
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", metavar="PATH", help="source folder, label file, map file, archive or packed folder")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--no-verify", dest="verify", action="store_false", help="packed: skip the sha256 check")
+    parser.add_argument("--workers", type=int, help="decoding processes (default: every available CPU)")
+    parser.add_argument("--max-items", type=int, default=20, help="list at most this many files per problem")
+    add_source_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from amlvision.data.summary import format_summary, summarize
+
+    try:
+        summary = summarize(args.path, verify=args.verify, workers=args.workers, **source_options(args))
+    except (ValueError, OSError) as exc:
+        print(f"amlvision inspect: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary, max_items=args.max_items))
+    return 0

@@ -1,0 +1,191 @@
+"""``summarize``: what is in a source or packed dataset — counts, sizes, modes, unreadable files, duplicates.
+
+Every image file is read and fully decoded (in parallel worker processes), so truncated files that
+only fail half-way through are found too. Duplicates are files (or packed images) with identical
+content, found by sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from amlvision import packed
+from amlvision.data.collection import LabeledImages
+from amlvision.data.decoding import available_cpus
+from amlvision.data.discover import open_collection
+from amlvision.data.images import ImageReadError, decode
+
+_CHUNK = 500
+
+
+def _probe(paths: list[str]) -> list[tuple[str | None, str | None, str | None, str | None]]:
+    """``(sha256, "WxH", mode, error)`` per file, decoding each fully."""
+    results = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            results.append((None, None, None, f"{path}: cannot read ({exc.strerror or exc})"))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            with Image.open(io.BytesIO(data)) as header:
+                mode = header.mode
+            img = decode(data, name=path)
+            results.append((digest, f"{img.size[0]}x{img.size[1]}", mode, None))
+        except ImageReadError as exc:
+            results.append((digest, None, None, str(exc)))
+        except Exception as exc:  # Image.open on a non-image
+            results.append((digest, None, None, f"{path}: cannot decode image ({type(exc).__name__}: {exc})"))
+    return results
+
+
+def _probe_all(paths: list[str], workers: int | None) -> list[tuple[str | None, str | None, str | None, str | None]]:
+    chunks = [paths[i : i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+    workers = available_cpus() if workers is None else max(1, workers)
+    if workers == 1 or len(chunks) <= 1:
+        return [r for chunk in chunks for r in _probe(chunk)]
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return [r for part in pool.map(_probe, chunks) for r in part]
+
+
+def _duplicates(hashes: list[str | None], names: list[str]) -> list[list[str]]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for digest, name in zip(hashes, names, strict=True):
+        if digest is not None:
+            groups[digest].append(name)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def _summarize_split(
+    split: str, images: LabeledImages, workers: int | None, hashes_out: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    info: dict[str, Any] = {"count": len(images), "per_class": images.counts()}
+    if images.paths is not None:
+        names = [str(p) for p in images.paths]
+        probed = _probe_all(names, workers)
+        info["sizes"] = dict(Counter(r[1] for r in probed if r[1]).most_common())
+        info["modes"] = dict(Counter(r[2] for r in probed if r[2]).most_common())
+        info["unreadable"] = [r[3] for r in probed if r[3]]
+        info["duplicates"] = _duplicates([r[0] for r in probed], names)
+        hashes_out.update((name, (split, r[0])) for name, r in zip(names, probed, strict=True) if r[0])
+    else:
+        arrays = images.arrays
+        info["sizes"] = {f"{arrays.shape[2]}x{arrays.shape[1]}": len(arrays)}
+        info["modes"] = {{1: "L", 3: "RGB", 4: "RGBA"}[arrays.shape[3]]: len(arrays)}
+        info["unreadable"] = []
+        hashes = [hashlib.sha256(a.tobytes()).hexdigest() for a in arrays]
+        names = [images.describe(i) for i in range(len(images))]
+        info["duplicates"] = _duplicates(hashes, names)
+        hashes_out.update((name, (split, h)) for name, h in zip(names, hashes, strict=True))
+    info["skipped"] = [f"{item}: {reason}" for item, reason in images.skipped]
+    return info
+
+
+def _summarize_packed(path: Path, verify: bool) -> dict[str, Any]:
+    ds = packed.PackedDataset(path)
+    checksums = "not checked"
+    if verify:
+        try:
+            ds.verify()
+            checksums = "ok"
+        except packed.PackedFormatError as exc:
+            checksums = f"MISMATCH: {exc}"
+    h, w, c = ds.image_shape
+    splits = {}
+    all_hashes: dict[str, tuple[str, str]] = {}
+    for split in ds.splits:
+        labels = ds.labels(split)
+        images = ds.images(split)
+        hashes = [hashlib.sha256(images[i].tobytes()).hexdigest() for i in range(len(labels))]
+        per_class = np.bincount(labels, minlength=len(ds.class_names))
+        all_hashes.update((f"{split}[{i}]", (split, h)) for i, h in enumerate(hashes))
+        splits[split] = {
+            "count": len(labels),
+            "per_class": {name: int(n) for name, n in zip(ds.class_names, per_class, strict=True)},
+            "sizes": {f"{w}x{h}": len(labels)},
+            "modes": {"L" if c == 1 else "RGB": len(labels)},
+            "unreadable": [],
+            "duplicates": _duplicates(hashes, [f"{split}[{i}]" for i in range(len(labels))]),
+            "skipped": [],
+        }
+    skipped = [f"{item}: {reason}" for item, reason in ds.manifest.get("source", {}).get("skipped", [])]
+    return {
+        "path": str(path),
+        "kind": "packed",
+        "class_names": ds.class_names,
+        "image_shape": [h, w, c],
+        "checksums": checksums,
+        "splits": splits,
+        "skipped_when_packed": skipped,
+    }
+
+
+def summarize(path: str | Path, *, verify: bool = True, workers: int | None = None, **options: Any) -> dict[str, Any]:
+    """A JSON-ready summary of ``path`` (packed directory or any source ``open_collection`` reads)."""
+    path = Path(path)
+    if packed.is_packed(path):
+        return _summarize_packed(path, verify)
+    collections = open_collection(path, skip_bad=True, **options)
+    class_names = next(iter(collections.values())).class_names if collections else []
+    all_hashes: dict[str, tuple[str, str]] = {}
+    splits = {split: _summarize_split(split, images, workers, all_hashes) for split, images in collections.items()}
+    return {
+        "path": str(path),
+        "kind": "source",
+        "class_names": class_names,
+        "splits": splits,
+        "duplicates_across_splits": _across(all_hashes) if len(splits) > 1 else [],
+    }
+
+
+def _across(hashes: dict[str, tuple[str, str]]) -> list[list[str]]:
+    """Duplicate groups whose members are in more than one split (train/test leakage)."""
+    groups = _duplicates([digest for _, digest in hashes.values()], list(hashes))
+    return [g for g in groups if len({hashes[name][0] for name in g}) > 1]
+
+
+def format_summary(summary: dict[str, Any], *, max_items: int = 20) -> str:
+    """Human-readable text for ``summarize``'s result."""
+    lines = [f"{summary['path']}: {summary['kind']}, {len(summary['class_names'])} classes"]
+    if summary["kind"] == "packed":
+        lines.append(
+            f"image shape (HxWxC): {'x'.join(map(str, summary['image_shape']))}; checksums: {summary['checksums']}"
+        )
+    for split, info in summary["splits"].items():
+        lines.append(f"\n[{split}] {info['count']} images")
+        width = max((len(name) for name in info["per_class"]), default=0)
+        lines += [f"  {name.ljust(width)}  {n}" for name, n in info["per_class"].items()]
+        lines.append("  sizes (WxH): " + ", ".join(f"{k}: {v}" for k, v in info["sizes"].items()))
+        lines.append("  modes: " + ", ".join(f"{k}: {v}" for k, v in info["modes"].items()))
+        for key, title in (("unreadable", "unreadable files"), ("skipped", "left out (not images / bad entries)")):
+            items = info[key]
+            lines.append(f"  {title}: {len(items)}")
+            lines += [f"    {item}" for item in items[:max_items]]
+            if len(items) > max_items:
+                lines.append(f"    ... and {len(items) - max_items} more")
+        groups = info["duplicates"]
+        lines.append(f"  duplicate groups (identical content): {len(groups)}")
+        for group in groups[:max_items]:
+            lines.append("    " + " = ".join(group))
+        if len(groups) > max_items:
+            lines.append(f"    ... and {len(groups) - max_items} more")
+    across = summary.get("duplicates_across_splits", [])
+    if across:
+        lines.append(f"\nidentical images in more than one split: {len(across)} group(s)")
+        lines += ["  " + " = ".join(group) for group in across[:max_items]]
+    if summary.get("skipped_when_packed"):
+        lines.append(f"\nskipped when packed: {len(summary['skipped_when_packed'])}")
+        lines += [f"  {item}" for item in summary["skipped_when_packed"][:max_items]]
+    return "\n".join(lines)
