@@ -129,6 +129,7 @@ def _summarize_packed(path: Path, verify: bool) -> dict[str, Any]:
         "checksums": checksums,
         "splits": splits,
         "skipped_when_packed": skipped,
+        "duplicates_across_splits": _across(all_hashes),
     }
 
 
