@@ -8,7 +8,7 @@ torchvision / Pillow; docs/sources.md lists every place the result differs from 
 from amlvision.transforms.base import ImageTransform
 from amlvision.transforms.color import Color, color
 from amlvision.transforms.crop import Crop, crop
-from amlvision.transforms.mean import Mean, MeanFileError, mean, read_mean_file, write_mean_file
+from amlvision.transforms.mean import Mean, mean, read_mean_chw
 from amlvision.transforms.pipeline import TRANSFORM_TYPES, TransformPipeline, build_transforms
 from amlvision.transforms.scale import Scale, scale
 
@@ -18,14 +18,12 @@ __all__ = [
     "Crop",
     "ImageTransform",
     "Mean",
-    "MeanFileError",
     "Scale",
     "TransformPipeline",
     "build_transforms",
     "color",
     "crop",
     "mean",
-    "read_mean_file",
+    "read_mean_chw",
     "scale",
-    "write_mean_file",
 ]
