@@ -57,8 +57,8 @@ def _line_chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[list[bytes], in
         while True:
             block = handle.read(chunk_bytes)
             if not block:
-                if rest:  # last line without a final newline
-                    yield [rest], line_no
+                if rest:  # the last line has no final newline (or the file is shorter than a BOM)
+                    yield rest.split(b"\n"), line_no
                 return
             data = rest + block
             cut = data.rfind(b"\n")
@@ -122,7 +122,7 @@ def _sparse(definition: StreamDef, batch: Batch, s: int) -> sparse.csr_matrix:
 
 
 def _convert(
-    batch: Batch, streams: dict[str, StreamDef], path: object, dtype: np.dtype, pad_short_dense: bool
+    batch: Batch, streams: dict[str, StreamDef], path: object, dtypes: dict[str, np.dtype], pad_short_dense: bool
 ) -> CTFArrays:
     data, offsets, sample_lines = {}, {}, {}
     for s, (name, definition) in enumerate(streams.items()):
@@ -130,7 +130,7 @@ def _convert(
             data[name] = (
                 _sparse(definition, batch, s)
                 if definition.is_sparse
-                else _dense(name, definition, batch, s, path, dtype, pad_short_dense)
+                else _dense(name, definition, batch, s, path, dtypes[name], pad_short_dense)
             )
         except SegmentError as error:
             line, column = batch.seg_lines[s][error.index], batch.seg_cols[s][error.index] + error.offset
@@ -156,30 +156,44 @@ def _convert(
     )
 
 
+DTypes = np.dtype | type | str | Mapping[str, np.dtype | type | str]
+
+
+def resolve_dtypes(streams: Mapping[str, StreamDef], dtype: DTypes) -> dict[str, np.dtype]:
+    """One dtype per dense stream: ``dtype`` for all, or a ``{name: dtype}`` mapping (float32 default)."""
+    chosen = dtype if isinstance(dtype, Mapping) else dict.fromkeys(streams, dtype)
+    unknown = set(chosen) - set(streams)
+    if unknown:
+        raise ValueError(f"dtype given for unknown stream(s) {sorted(unknown)}")
+    result = {name: np.dtype(chosen.get(name, np.float32)) for name in streams}
+    for name, value in result.items():
+        if value.kind not in "fiu":
+            raise ValueError(f"stream {name!r}: dtype must be a float or integer type, got {value}")
+    return result
+
+
 def iter_arrays(
     path: str | os.PathLike,
     streams: Mapping[str, StreamDef],
     *,
-    dtype: np.dtype | type = np.float32,
+    dtype: DTypes = np.float32,
     unknown_alias: str = "ignore",
     pad_short_dense: bool = False,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> Iterator[CTFArrays]:
     """``CTFArrays`` for consecutive groups of whole sequences, reading about ``chunk_bytes`` at a time."""
     streams = check_streams(streams)
-    dtype = np.dtype(dtype)
-    if dtype.kind not in "fiu":
-        raise ValueError(f"dtype must be a float or integer type, got {dtype}")
+    dtypes = resolve_dtypes(streams, dtype)
     path = Path(path)
     grouper = LineGrouper(path, [d.field for d in streams.values()], unknown_alias)
     for lines, first_line in _line_chunks(path, chunk_bytes):
         grouper.feed(lines, first_line)
         batch = grouper.take(final=False)
         if batch.ids:
-            yield _convert(batch, streams, path, dtype, pad_short_dense)
+            yield _convert(batch, streams, path, dtypes, pad_short_dense)
     batch = grouper.take(final=True)
     if batch.ids:
-        yield _convert(batch, streams, path, dtype, pad_short_dense)
+        yield _convert(batch, streams, path, dtypes, pad_short_dense)
 
 
 def iter_sequences(path: str | os.PathLike, streams: Mapping[str, StreamDef], **options) -> Iterator[Sequence]:
@@ -204,12 +218,13 @@ def read(path: str | os.PathLike, streams: Mapping[str, StreamDef], **options) -
 def read_arrays(path: str | os.PathLike, streams: Mapping[str, StreamDef], **options) -> CTFArrays:
     """Every sample of the file as one array per stream (fastest; see ``CTFArrays``).
 
-    Same options as ``read`` plus ``dtype`` for dense streams (``np.uint8`` checks that every
-    value is an integer in 0-255 and stores images at a quarter of the float32 size).
+    Same options as ``read`` plus ``dtype`` for dense streams, one for all or ``{name: dtype}``
+    (``np.uint8`` checks that every value is an integer in 0-255 and stores images at a quarter
+    of the float32 size).
     """
     streams = check_streams(streams)
     chunks = list(iter_arrays(path, streams, **options))
-    dtype = np.dtype(options.get("dtype", np.float32))
+    dtypes = resolve_dtypes(streams, options.get("dtype", np.float32))
     data, offsets, sample_lines = {}, {}, {}
     for name, definition in streams.items():
         parts = [c.data[name] for c in chunks]
@@ -220,7 +235,7 @@ def read_arrays(path: str | os.PathLike, streams: Mapping[str, StreamDef], **opt
                 else sparse.csr_matrix((0, definition.shape), dtype=np.float32)
             )
         else:
-            data[name] = np.concatenate(parts) if parts else np.zeros((0, definition.shape), dtype=dtype)
+            data[name] = np.concatenate(parts) if parts else np.zeros((0, definition.shape), dtype=dtypes[name])
         starts = np.cumsum([0] + [c.offsets[name][-1] for c in chunks])
         offsets[name] = np.concatenate(
             [[0]] + [c.offsets[name][1:] + base for c, base in zip(chunks, starts, strict=False)]

@@ -43,14 +43,20 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
 def _format_dense_row(row: np.ndarray) -> bytes:
     if np.all(np.isfinite(row)) and np.array_equal(row, np.round(row)) and np.abs(row).max(initial=0) < 2**53:
         return " ".join(map(str, row.astype(np.int64).tolist())).encode()
-    # str() of a float32 scalar is its shortest round-trip repr ("0.1", "1e-05")
-    return " ".join(map(str, row.astype(np.float32))).encode()
+    return " ".join(map(_float_text, row.astype(np.float32))).encode()
+
+
+def _float_text(value: np.float32) -> str:
+    """Shortest text that reads back as the same float32 ("0.1", "1e-05", "-3" rather than "-3.0")."""
+    text = str(value)
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _format_sparse_row(matrix: sparse.csr_matrix, i: int) -> bytes:
     start, stop = matrix.indptr[i], matrix.indptr[i + 1]
     values = matrix.data[start:stop].astype(np.float32)
-    return " ".join(f"{j}:{v}" for j, v in zip(matrix.indices[start:stop].tolist(), values, strict=True)).encode()
+    pairs = zip(matrix.indices[start:stop].tolist(), values, strict=True)
+    return " ".join(f"{j}:{_float_text(v)}" for j, v in pairs).encode()
 
 
 def _as_stream(value: object, name: str, definition: StreamDef) -> np.ndarray | sparse.csr_matrix:

@@ -94,7 +94,7 @@ class CTFSource(MinibatchSource):
             "features": StreamDef(features, c * h * w),
             "labels": StreamDef(labels, len(class_names), is_sparse=label_format == "sparse"),
         }
-        arrays = read_arrays(self.path, streams, dtype=np.uint8)
+        arrays = read_arrays(self.path, streams, dtype={"features": np.uint8})
         for name in streams:
             if len(arrays.sample_lines[name]) != len(arrays):
                 seq = int(np.argmax(np.diff(arrays.offsets[name]) != 1))
