@@ -54,6 +54,7 @@ class TrainConfig:
     jitter_type: str = "uniratio"
     flip: bool = True
     scale: list[int] | None = None
+    channels: int = 0
     interpolations: str = "linear"
     mean_std: str = "data"
     tta: bool = False
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--jitter-type", choices=("none", "uniratio"), help="CNTK crop jitter_type")
     g.add_argument("--flip", type=_bool, metavar="BOOL", help="random horizontal flips (CNTK random crops flip)")
     g.add_argument("--scale", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"), help="CNTK scale transform size")
+    g.add_argument("--channels", type=int, choices=(0, 1, 3), help="1 gray, 3 RGB, 0 = from the data (default)")
     g.add_argument("--interpolations", choices=("linear", "nearest", "cubic", "lanczos"))
     g.add_argument("--mean-std", choices=("data", "cntk", "none"), help="normalisation: per-channel data mean/std, "
                    "CNTK's (x - mean)/256, or none")

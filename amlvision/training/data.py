@@ -85,26 +85,54 @@ def _checksum(packed: PackedDataset) -> str:
     return digest.hexdigest()[:16]
 
 
-def _ensure_packed(data: str) -> Path:
+def detect_channels(data: str | Path) -> int:
+    """1 when the source's first image is grayscale, else 3 (so gray data trains as gray)."""
+    from PIL import Image
+
+    from amlvision.data.discover import open_collection
+
+    for items in open_collection(data).values():
+        if not len(items):
+            continue
+        if items.arrays is not None:
+            return 1 if items.arrays.shape[3] == 1 else 3
+        with Image.open(items.paths[0]) as img:
+            return 1 if img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") else 3
+    return 3
+
+
+def resolve_packed(cfg: TrainConfig) -> Path:
+    """A packed directory for ``cfg.data`` (packed once into the cache by ``amlvision.pack.ensure_packed``)."""
+    data = cfg.data
+    if data == "cifar10":
+        data = str(download_cifar10())
     path = Path(data)
     if path.is_dir() and is_packed(path):
         return path
+    from amlvision.pack import ensure_packed
+
+    channels = cfg.channels or detect_channels(path)
+    size = (cfg.scale[1], cfg.scale[0]) if cfg.scale else None
+    return Path(ensure_packed(path, channels=channels, size=size))
+
+
+def download_cifar10() -> Path:
+    """The official CIFAR-10 python batches via ``amlvision download cifar10`` (offline: its error explains)."""
     try:
-        from amlvision.pack import ensure_packed
+        from amlvision.download import download_cifar10 as fetch
     except ImportError as exc:
-        raise RuntimeError(
-            f"{data}: not a packed directory, and amlvision.pack.ensure_packed is not available to pack it"
-        ) from exc
-    return Path(ensure_packed(data))
+        raise RuntimeError("--data cifar10 needs amlvision.download (amlvision download cifar10); "
+                           "pass --data PATH to a local copy instead") from exc
+    return Path(fetch())
 
 
 def load_training_data(cfg: TrainConfig, *, rank: int = 0, world_size: int = 1, device: torch.device | None = None
                        ) -> TrainingData:
     """Open ``cfg.data`` with ``cfg.reader`` and decide the held-out split (see module docstring)."""
-    packed_path = _ensure_packed(cfg.data)
+    packed_path = resolve_packed(cfg)
     packed = PackedDataset(packed_path)
     height, width, channels = packed.image_shape
-    image_shape = (channels, height, width) if not cfg.scale else (channels, cfg.scale[1], cfg.scale[0])
+    image_shape = (channels, cfg.scale[1], cfg.scale[0]) if cfg.scale else (channels, height, width)
     train_split = "train" if "train" in packed.splits else ("all" if "all" in packed.splits else None)
     if train_split is None:
         raise ValueError(f"{cfg.data}: no 'train' or 'all' split to train on (splits: {packed.splits})")

@@ -125,7 +125,13 @@ def pick_device(requested: str) -> str | None:
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
     params = [p for p in model.parameters() if p.requires_grad]
     momentum = max(cfg.momentum, *cfg.momentum_values) if cfg.momentum_values else cfg.momentum
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=momentum, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=momentum, weight_decay=cfg.weight_decay)
+    if cfg.unit_gain:
+        # PyTorch seeds a momentum buffer with the raw first gradient (no dampening); CNTK's unit-gain
+        # momentum starts from zero, so the first steps are (1 - m) g, not g.
+        for p in params:
+            optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return optimizer
 
 
 def _uint8_nhwc(x: torch.Tensor) -> np.ndarray:
@@ -222,7 +228,7 @@ class Trainer:
         """Un-augmented training images for the whitening statistics (a fixed, seed-independent subset)."""
         images = PackedDataset(self.data.packed_path).images(self.data.split["train_split"])
         step = max(1, len(images) // count)
-        x = torch.from_numpy(np.ascontiguousarray(images[::step][:count])).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(np.array(images[::step][:count])).permute(0, 3, 1, 2).float()
         if tuple(x.shape[1:]) != self.data.image_shape:
             x = nn.functional.interpolate(x, size=self.data.image_shape[1:], mode="bilinear", align_corners=False)
         return x

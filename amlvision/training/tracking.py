@@ -152,6 +152,10 @@ class MLflowBackend(Backend):
     name = "mlflow"
 
     def __init__(self, experiment: str, run_name: str | None = None):
+        uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+        if uri.startswith("file:") or "://" not in uri:
+            # A local file store was asked for explicitly; MLflow 3 refuses it unless this is set.
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         import mlflow
 
         self.mlflow = mlflow
