@@ -39,7 +39,7 @@ def adjust_saturation_hsv(image: torch.Tensor, ratio: float) -> torch.Tensor:
     # Effective factor on (V - x): ratio, but never beyond S = 1 (i.e. the smallest channel reaching 0).
     limit = torch.where(spread > 0, top / spread.clamp_min(1e-12), torch.full_like(spread, float("inf")))
     factor = limit.clamp(max=ratio)
-    return top - (top - image) * factor
+    return (top - (top - image) * factor).clamp_(min=0.0)  # float rounding may dip just below 0
 
 
 class Color(ImageTransform):

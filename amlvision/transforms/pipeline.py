@@ -79,7 +79,7 @@ class TransformPipeline:
         return size
 
     def __call__(self, image: np.ndarray, rng: random.Random, view: int = 0) -> torch.Tensor:
-        tensor = torch.from_numpy(image).permute(2, 0, 1)
+        tensor = torch.from_numpy(np.require(image, requirements="W")).permute(2, 0, 1)
         for transform in self.transforms:
             tensor = transform(tensor, rng, view)
         return tensor.to(torch.float32).contiguous()

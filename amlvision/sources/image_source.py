@@ -1,0 +1,146 @@
+"""``ImageSource``: CNTK's ImageDeserializer — image files from a map file (or any collection), CNTK transforms.
+
+Each image is decoded with ``amlvision.data.images.load_image`` (Pillow; RGB or gray by the
+``scale`` transform's ``channels``), then the transforms run in list order
+(``amlvision.transforms``). With a ``multiview10`` crop every image becomes 10 consecutive samples
+(views 0-9), as CNTK's deserializer makes 10 copies of each sequence.
+
+Decoding and transforms run in ``num_workers`` worker processes (``torch.utils.data.DataLoader``
+over whole batch plans, so the schedule stays in ``MinibatchSource``); each sample's randomness
+comes from its own key, so results are identical for any worker count or batch size.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from amlvision.data.collection import LabeledImages
+from amlvision.sources.base import BatchPlan, MinibatchSource
+from amlvision.transforms.pipeline import TransformPipeline, TransformsConfig
+
+
+def open_images(
+    data: str | Path | LabeledImages, split: str | None = None, class_names: list[str] | None = None
+) -> LabeledImages:
+    """A ``LabeledImages`` from a collection, a CNTK map file, or any layout ``open_collection`` knows."""
+    if isinstance(data, LabeledImages):
+        return data
+    from amlvision.mapfile import looks_like_map_file, read_map_file
+
+    path = Path(data)
+    if path.is_file() and looks_like_map_file(path):
+        return read_map_file(path, class_names=class_names)
+    if path.is_dir() and split is not None and (path / f"{split}_map.txt").is_file():
+        return read_map_file(path / f"{split}_map.txt", class_names=class_names)
+    from amlvision.data.discover import open_collection
+
+    splits = open_collection(path, class_names=class_names)
+    if split is None:
+        if len(splits) != 1:
+            raise ValueError(f"{path}: holds splits {sorted(splits)}; say which one to read")
+        return next(iter(splits.values()))
+    if split not in splits:
+        raise ValueError(f"{path}: no split {split!r}; splits are {sorted(splits)}")
+    return splits[split]
+
+
+class _Plans(Dataset):
+    """Batch plans as a map-style dataset, so DataLoader workers decode whole batches."""
+
+    def __init__(self, source: ImageSource, plans: list[BatchPlan]):
+        self.source, self.plans = source, plans
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.source._load_batch(self.plans[i])
+
+
+class ImageSource(MinibatchSource):
+    """Minibatches of decoded, transformed images; see ``MinibatchSource`` for the schedule options.
+
+    ``transforms``: CNTK transforms (see ``amlvision.transforms.build_transforms``).
+    ``channels``: decode channels when no ``scale`` transform says (default 3).
+    ``num_workers``: decoding processes (default: CPU count, at most 4; 0 decodes in-process).
+    """
+
+    def __init__(
+        self,
+        data: str | Path | LabeledImages,
+        split: str | None = None,
+        *,
+        transforms: TransformsConfig = None,
+        channels: int | None = None,
+        class_names: list[str] | None = None,
+        num_workers: int | None = None,
+        prefetch_batches: int = 2,
+        **schedule: Any,
+    ):
+        self.images = open_images(data, split, class_names)
+        if len(self.images) == 0:
+            raise ValueError(f"{self.images.origin or data}: no images")
+        self.pipeline = TransformPipeline(transforms)
+        if channels is not None and self.pipeline.channels is not None and channels != self.pipeline.channels:
+            raise ValueError(f"channels={channels} contradicts the scale transform's channels={self.pipeline.channels}")
+        self.channels = self.pipeline.channels or channels or 3
+        self.views = self.pipeline.views
+        height, width = self._output_size()
+        super().__init__(
+            num_samples=len(self.images) * self.views,
+            class_names=self.images.class_names,
+            image_shape=(self.channels, height, width),
+            **schedule,
+        )
+        self.num_workers = min(4, os.cpu_count() or 1) if num_workers is None else int(num_workers)
+        self.prefetch_batches = prefetch_batches
+
+    def _output_size(self) -> tuple[int, int]:
+        size = self.pipeline.output_size(None)
+        if size is None:
+            first = self.images.load(0, self.channels)
+            size = self.pipeline.output_size(first.shape[:2])
+        if size is None:
+            raise ValueError(
+                f"{self.images.origin or 'images'}: the transforms {self.pipeline.describe()} give images of "
+                "varying size; add a scale transform (or a crop with crop_size) so every sample has one shape"
+            )
+        return size
+
+    def _load_batch(self, plan: BatchPlan) -> tuple[torch.Tensor, torch.Tensor]:
+        out = torch.empty((len(plan), *self.image_shape), dtype=torch.float32)
+        image_index, views = np.divmod(plan.indices, self.views)
+        for j in range(len(plan)):
+            i = int(image_index[j])
+            array = self.images.load(i, self.channels)
+            sample = self.pipeline(array, random.Random(int(plan.keys[j])), int(views[j]))
+            if tuple(sample.shape) != self.image_shape:
+                raise ValueError(
+                    f"{self.images.describe(i)}: transforms produced shape {tuple(sample.shape)}, expected "
+                    f"{self.image_shape} (C, H, W); images of different sizes need a scale transform"
+                )
+            out[j] = sample
+        labels = torch.from_numpy(self.images.labels[image_index])
+        return out, labels
+
+    def _load_batches(self, plans: Iterable[BatchPlan]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        plans = list(plans)
+        if self.num_workers <= 0 or len(plans) <= 1:
+            yield from (self._load_batch(plan) for plan in plans)
+            return
+        loader = DataLoader(
+            _Plans(self, plans),
+            batch_size=None,
+            shuffle=False,
+            num_workers=min(self.num_workers, len(plans)),
+            prefetch_factor=self.prefetch_batches,
+        )
+        yield from loader
