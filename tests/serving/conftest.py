@@ -49,6 +49,10 @@ def model_dir(cifar_subset: Path) -> Path:
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    # mkdtemp creates 0700 folders; the scoring container's non-root user must read the mount.
+    dest.chmod(0o755)
+    for path in dest.iterdir():
+        path.chmod(0o644)
     return dest
 
 

@@ -1,0 +1,92 @@
+"""The Docker scoring image, built with a real engine from the local base image and tested as a container.
+
+The engine is started (and if needed installed) by amlvision.testing.docker; the base image is built
+with debootstrap because no registry is reachable. Builds are layer-cached, so reruns take seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from amlvision.testing import docker
+from tests.serving import http_checks
+from tests.serving.conftest import TEST_LIMITS
+
+pytestmark = pytest.mark.docker
+
+MODEL_MOUNT = "/var/azureml-models/model"
+
+
+@pytest.fixture(scope="module")
+def score_image() -> str:
+    return docker.build_score_image(docker.SCORE_IMAGE, target="runtime")
+
+
+@pytest.fixture(scope="module")
+def container(score_image: str, model_dir: Path):
+    running = docker.run_container(score_image, volumes={model_dir: MODEL_MOUNT}, env=TEST_LIMITS)
+    try:
+        docker.wait_ready(running)
+        yield running
+    finally:
+        running.remove()
+
+
+def test_container_answers_like_predict(container, test_files, predict_answer):
+    http_checks.check_predictions_match_predict(container.url, test_files, predict_answer)
+
+
+def test_container_refuses_bad_requests_with_400_and_keeps_serving(container, bad_request_list, test_files):
+    http_checks.check_bad_requests_get_400_and_serving_continues(container.url, bad_request_list, test_files[0])
+    assert container.inspect()["State"]["Running"]
+
+
+def test_container_publishes_swagger(container):
+    http_checks.check_swagger(container.url)
+
+
+def test_container_reports_healthy(container):
+    assert docker.wait_healthy(container, timeout=60) == "healthy"
+
+
+def test_container_runs_as_a_non_root_user(container, score_image):
+    config = json.loads(subprocess.run(["docker", "image", "inspect", score_image], capture_output=True,
+                                       text=True, check=True).stdout)[0]["Config"]  # fmt: skip
+    assert config["User"] not in ("", "root", "0")
+    uid = container.exec("id", "-u")
+    assert uid.returncode == 0 and uid.stdout.strip() not in ("", "0")
+    workers = container.exec("sh", "-c", "ps -eo user= 2>/dev/null || stat -c %U /proc/[0-9]*")
+    assert "root" not in workers.stdout.split()
+
+
+def test_image_has_the_slim_runtime_and_nothing_for_training_or_compiling(container):
+    imports = container.exec("python3", "-c", "import onnxruntime, numpy, PIL, inference_schema, "
+                             "azureml_inference_server_http, amlvision.inference, amlvision.serving.entry")  # fmt: skip
+    assert imports.returncode == 0, imports.stderr
+    for module in ("torch", "torchvision", "sklearn", "scipy", "matplotlib"):
+        probe = container.exec("python3", "-c", f"import {module}")
+        assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr, module
+    compilers = container.exec("sh", "-c", "command -v gcc cc c++ g++ clang make; true")
+    assert compilers.stdout.strip() == ""
+
+
+def test_image_with_the_model_baked_in_serves_without_a_mount(model_dir, test_files, predict_answer):
+    staged = docker.REPO_ROOT / "build" / "model"
+    staged.mkdir(parents=True, exist_ok=True)
+    for name in ("model.onnx", "labels.json", "preprocess.json"):
+        (staged / name).write_bytes((model_dir / name).read_bytes())
+    image = docker.build_score_image("amlvision/score:test-baked", target="with-model", MODEL_DIR="build/model")
+    baked = docker.run_container(image)
+    try:
+        docker.wait_ready(baked)
+        response = requests.post(f"{baked.url}/score", data=test_files[0].read_bytes(),
+                                 headers={"Content-Type": "image/png"}, timeout=30)  # fmt: skip
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"][0]["label"] == predict_answer[0]["label"]
+    finally:
+        baked.remove()
