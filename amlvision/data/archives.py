@@ -64,18 +64,21 @@ def _extract_into(archive: Path, dest: Path) -> None:
         raise ArchiveError(f"{archive}: cannot extract ({type(exc).__name__}: {exc})") from exc
 
 
-def content_root(folder: Path) -> Path:
-    """Descend through folders that hold exactly one sub-folder and nothing else (``archive/top/...``)."""
+def content_root(folder: Path, keep: frozenset[str] = frozenset()) -> Path:
+    """Descend through folders that hold exactly one sub-folder and nothing else (``archive/top/...``).
+
+    A single sub-folder whose lower-cased name is in ``keep`` (e.g. ``test``) is not descended into.
+    """
     while True:
         entries = [e for e in folder.iterdir() if not e.name.startswith(".") and e.name != "__MACOSX"]
-        if len(entries) == 1 and entries[0].is_dir():
+        if len(entries) == 1 and entries[0].is_dir() and entries[0].name.lower() not in keep:
             folder = entries[0]
         else:
             return folder
 
 
 def extract_cached(archive: str | Path, cache_dir: str | Path | None = None) -> Path:
-    """Extract ``archive`` once (atomically) and return the folder holding its contents."""
+    """Extract ``archive`` once (atomically) and return the folder it was extracted into."""
     archive = Path(archive)
     base = Path(cache_dir) if cache_dir else cache_root() / "extracted"
     dest = base / f"{archive_stem(archive)}-{file_key(archive)}"
@@ -92,4 +95,4 @@ def extract_cached(archive: str | Path, cache_dir: str | Path | None = None) -> 
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-    return content_root(dest)
+    return dest

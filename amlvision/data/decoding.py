@@ -96,8 +96,9 @@ def _run(task: _Task) -> Chunk:
     return Chunk(task.start, images, errors)
 
 
-def _tasks(images: LabeledImages, channels: int, size: tuple[int, int] | None, chunk: int,
-           png_out: list[str] | None) -> Iterator[_Task]:
+def _tasks(
+    images: LabeledImages, channels: int, size: tuple[int, int] | None, chunk: int, png_out: list[str] | None
+) -> Iterator[_Task]:
     for start in range(0, len(images), chunk):
         stop = min(start + chunk, len(images))
         yield _Task(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from amlvision.data.archives import extract_cached, is_archive
+from amlvision.data.archives import content_root, extract_cached, is_archive
 from amlvision.data.cifar import find_cifar_folder, read_cifar_batches
 from amlvision.data.collection import LabeledImages
 from amlvision.data.folders import class_folder_names, is_class_tree, read_class_tree
@@ -150,7 +150,8 @@ def open_collection(
         return _read_label_files([labels_path], root, options, class_names, skip_bad)
     if path.is_file():
         if is_archive(path):
-            return open_collection(extract_cached(path), class_names=class_names, skip_bad=skip_bad, **options)
+            root = content_root(extract_cached(path), keep=frozenset(SPLIT_NAMES))
+            return open_collection(root, class_names=class_names, skip_bad=skip_bad, **options)
         if not _label_options(options) and looks_like_map_file(path):
             return _read_map_files([path], class_names, skip_bad)
         if is_label_file_name(path.name) or _label_options(options):

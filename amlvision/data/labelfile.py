@@ -234,6 +234,7 @@ def read_label_file(
         paths.append(image)
         labels.append(index[label])
         sources.append(f"{path}:{number}")
+    skipped.sort(key=lambda item: int(item[0].rsplit(":", 1)[1]))  # report in file order
     return LabeledImages(
         class_names=names,
         labels=np.asarray(labels, dtype=np.int64),
