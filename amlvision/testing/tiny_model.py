@@ -1,8 +1,8 @@
 """Train and export a tiny CIFAR-style CNN in seconds, for serving tests and benchmarks.
 
-The model directory it writes follows docs/CONTRACTS.md exactly (model.onnx with input ``input`` /
-output ``logits`` and a dynamic batch, labels.json, preprocess.json with the training set's real
-mean and std), so it exercises the same code paths as a model from train.py. It also writes
+The model directory is written by train.py's own exporter (``amlvision.training.export``: model.onnx
+with input ``input`` / output ``logits`` and a dynamic batch, labels.json, preprocess.json with the
+training set's real mean and std), so it exercises the same files as a model from train.py. It also writes
 ``model.pt`` (state dict) and ``tiny_model.json`` so the PyTorch baseline can rebuild the module.
 """
 
@@ -67,23 +67,14 @@ def train_tiny_model(train_dir: str | Path, out_dir: str | Path, seconds: float 
                 break
     model.eval()
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, 3, height, width),),
-        str(out / "model.onnx"),
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
-        dynamo=False,
-    )
-    (out / "labels.json").write_text(json.dumps(classes))
+    from amlvision.training.export import export_onnx  # the same export (and ONNX check) as train.py
+
     preprocess = {
         "height": int(height), "width": int(width), "channels": 3, "channel_order": "RGB", "layout": "NCHW",
         "dtype": "float32", "resize": "bilinear", "mean": mean.tolist(), "std": std.tolist(),
     }  # fmt: skip
-    (out / "preprocess.json").write_text(json.dumps(preprocess, indent=2))
+    out = Path(out_dir)
+    export_onnx(model, out, classes, preprocess, check_inputs=x[:64])
     torch.save(model.state_dict(), out / "model.pt")
     (out / "tiny_model.json").write_text(json.dumps({"builder": "amlvision.testing.tiny_model:build_tiny_cnn",
                                                       "n_classes": len(classes)}))

@@ -75,6 +75,12 @@ def test_image_has_the_slim_runtime_and_nothing_for_training_or_compiling(contai
     assert compilers.stdout.strip() == ""
 
 
+def test_image_stays_under_400_mb(score_image):
+    size = int(subprocess.run(["docker", "image", "inspect", "--format", "{{.Size}}", score_image],
+                              capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    assert size <= 400 * 1000 * 1000, f"scoring image is {size / 1e6:.0f} MB"
+
+
 def test_image_with_the_model_baked_in_serves_without_a_mount(model_dir, test_files, predict_answer):
     staged = docker.REPO_ROOT / "build" / "model"
     staged.mkdir(parents=True, exist_ok=True)
