@@ -26,6 +26,7 @@ class CTFArrays:
     ``offsets[name]``: int64 array of ``len(ids) + 1``; sequence ``i`` owns rows
     ``offsets[name][i]:offsets[name][i + 1]``. ``sample_lines[name]``: 1-based file line of each
     row, for error messages downstream. ``ids`` / ``lines``: sequence ids and first lines.
+    ``end_offset``: bytes of the file read when this was produced (progress; sizing buffers).
     """
 
     path: str
@@ -34,6 +35,7 @@ class CTFArrays:
     data: dict[str, StreamData]
     offsets: dict[str, np.ndarray]
     sample_lines: dict[str, np.ndarray]
+    end_offset: int = 0
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -47,8 +49,8 @@ class CTFArrays:
             )
 
 
-def _line_chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[list[bytes], int]]:
-    """Whole lines in blocks of about ``chunk_bytes``, with the 1-based number of the first."""
+def _line_chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[list[bytes], int, int]]:
+    """Whole lines in blocks of about ``chunk_bytes``: ``(lines, number of the first, end offset)``."""
     with open(path, "rb") as handle:
         rest = handle.read(len(_BOM))
         if rest == _BOM:  # CNTK skips a UTF-8 byte order mark
@@ -58,7 +60,7 @@ def _line_chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[list[bytes], in
             block = handle.read(chunk_bytes)
             if not block:
                 if rest:  # the last line has no final newline (or the file is shorter than a BOM)
-                    yield rest.split(b"\n"), line_no
+                    yield rest.split(b"\n"), line_no, handle.tell()
                 return
             data = rest + block
             cut = data.rfind(b"\n")
@@ -67,7 +69,7 @@ def _line_chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[list[bytes], in
                 continue
             lines = data[:cut].split(b"\n")
             rest = data[cut + 1 :]
-            yield lines, line_no
+            yield lines, line_no, handle.tell() - len(rest)
             line_no += len(lines)
 
 
@@ -186,14 +188,19 @@ def iter_arrays(
     dtypes = resolve_dtypes(streams, dtype)
     path = Path(path)
     grouper = LineGrouper(path, [d.field for d in streams.values()], unknown_alias)
-    for lines, first_line in _line_chunks(path, chunk_bytes):
+    offset = 0
+    for lines, first_line, offset in _line_chunks(path, chunk_bytes):
         grouper.feed(lines, first_line)
         batch = grouper.take(final=False)
         if batch.ids:
-            yield _convert(batch, streams, path, dtypes, pad_short_dense)
+            chunk = _convert(batch, streams, path, dtypes, pad_short_dense)
+            chunk.end_offset = offset
+            yield chunk
     batch = grouper.take(final=True)
     if batch.ids:
-        yield _convert(batch, streams, path, dtypes, pad_short_dense)
+        chunk = _convert(batch, streams, path, dtypes, pad_short_dense)
+        chunk.end_offset = offset
+        yield chunk
 
 
 def iter_sequences(path: str | os.PathLike, streams: Mapping[str, StreamDef], **options) -> Iterator[Sequence]:
@@ -215,6 +222,28 @@ def read(path: str | os.PathLike, streams: Mapping[str, StreamDef], **options) -
     return list(iter_sequences(path, streams, **options))
 
 
+class _RowBuffer:
+    """Dense rows appended chunk by chunk into one array, so a whole file is never held twice
+    (chunks plus their concatenation). Capacity follows the rows-per-byte seen so far; growing and
+    the final trim use ``ndarray.resize`` (``realloc``), which rarely copies."""
+
+    def __init__(self, dim: int, dtype: np.dtype):
+        self.array = np.empty((0, dim), dtype=dtype)
+        self.size = 0
+
+    def append(self, rows: np.ndarray, expected_total: int) -> None:
+        need = self.size + len(rows)
+        if need > len(self.array):
+            capacity = max(need, int(expected_total * 1.02), len(self.array) * 3 // 2)
+            self.array.resize((capacity, self.array.shape[1]), refcheck=False)
+        self.array[self.size : need] = rows
+        self.size = need
+
+    def finish(self) -> np.ndarray:
+        self.array.resize((self.size, self.array.shape[1]), refcheck=False)
+        return self.array
+
+
 def read_arrays(path: str | os.PathLike, streams: Mapping[str, StreamDef], **options) -> CTFArrays:
     """Every sample of the file as one array per stream (fastest; see ``CTFArrays``).
 
@@ -223,26 +252,40 @@ def read_arrays(path: str | os.PathLike, streams: Mapping[str, StreamDef], **opt
     of the float32 size).
     """
     streams = check_streams(streams)
-    chunks = list(iter_arrays(path, streams, **options))
     dtypes = resolve_dtypes(streams, options.get("dtype", np.float32))
-    data, offsets, sample_lines = {}, {}, {}
+    file_size = max(os.path.getsize(path), 1)
+    dense = {n: _RowBuffer(d.shape, dtypes[n]) for n, d in streams.items() if not d.is_sparse}
+    sparse_parts: dict[str, list[sparse.csr_matrix]] = {n: [] for n, d in streams.items() if d.is_sparse}
+    offsets: dict[str, list[np.ndarray]] = {n: [np.zeros(1, dtype=np.int64)] for n in streams}
+    sample_lines: dict[str, list[np.ndarray]] = {n: [] for n in streams}
+    ids, lines = [], []
+    for chunk in iter_arrays(path, streams, **options):
+        for name, value in chunk.data.items():
+            base = offsets[name][-1][-1]
+            if name in dense:
+                rows_so_far = base + len(value)
+                dense[name].append(value, rows_so_far * file_size // max(chunk.end_offset, 1))
+            else:
+                sparse_parts[name].append(value)
+            offsets[name].append(chunk.offsets[name][1:] + base)
+            sample_lines[name].append(chunk.sample_lines[name])
+        ids.append(chunk.ids)
+        lines.append(chunk.lines)
+    data: dict[str, StreamData] = {}
     for name, definition in streams.items():
-        parts = [c.data[name] for c in chunks]
-        if definition.is_sparse:
-            data[name] = (
-                sparse.vstack(parts, format="csr")
-                if parts
-                else sparse.csr_matrix((0, definition.shape), dtype=np.float32)
-            )
+        if name in dense:
+            data[name] = dense[name].finish()
+        elif sparse_parts[name]:
+            data[name] = sparse.vstack(sparse_parts[name], format="csr")
         else:
-            data[name] = np.concatenate(parts) if parts else np.zeros((0, definition.shape), dtype=dtypes[name])
-        starts = np.cumsum([0] + [c.offsets[name][-1] for c in chunks])
-        offsets[name] = np.concatenate(
-            [[0]] + [c.offsets[name][1:] + base for c, base in zip(chunks, starts, strict=False)]
-        )
-        sample_lines[name] = (
-            np.concatenate([c.sample_lines[name] for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
-        )
-    ids = np.concatenate([c.ids for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
-    lines = np.concatenate([c.lines for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
-    return CTFArrays(str(path), ids, lines, data, {k: v.astype(np.int64) for k, v in offsets.items()}, sample_lines)
+            data[name] = sparse.csr_matrix((0, definition.shape), dtype=np.float32)
+    empty = np.zeros(0, dtype=np.int64)
+    return CTFArrays(
+        str(path),
+        np.concatenate([empty, *ids]),
+        np.concatenate([empty, *lines]),
+        data,
+        {name: np.concatenate(parts) for name, parts in offsets.items()},
+        {name: np.concatenate([empty, *parts]) for name, parts in sample_lines.items()},
+        end_offset=file_size,
+    )

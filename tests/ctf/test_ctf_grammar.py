@@ -216,3 +216,21 @@ def test_stream_definitions_are_validated():
         ctf.StreamDef("a b", 3)
     with pytest.raises(ValueError, match="share the alias"):
         ctf.read("unused", {"x": dense("a", 1), "y": dense("a", 2)})
+
+
+@pytest.mark.parametrize("chunk_bytes", [7, 64, 1 << 20])
+def test_read_arrays_across_chunks_matches_read(tmp_path, chunk_bytes):
+    rng = np.random.default_rng(5)
+    rows = [rng.integers(0, 10 ** int(rng.integers(1, 6)), int(rng.integers(1, 4))).tolist() for _ in range(200)]
+    text = "".join(
+        f"{i // 3} |a {' '.join(map(str, [r[0], r[-1]]))} |s {r[0] % 9}:{len(r)}\n" for i, r in enumerate(rows)
+    )
+    path = write_text(tmp_path, text)
+    streams = {"x": dense("a", 2), "s": sparse("s", 9)}
+    arrays = ctf.read_arrays(path, streams, chunk_bytes=chunk_bytes)
+    seqs = ctf.read(path, streams)
+    assert arrays.data["x"].shape == (200, 2) and arrays.data["s"].shape == (200, 9)
+    np.testing.assert_array_equal(arrays.data["x"], np.vstack([s["x"] for s in seqs]))
+    np.testing.assert_array_equal(arrays.data["s"].toarray(), np.vstack([s["s"].toarray() for s in seqs]))
+    assert arrays.offsets["x"].tolist() == [0, *np.cumsum([len(s["x"]) for s in seqs]).tolist()]
+    assert arrays.ids.tolist() == [s.id for s in seqs] == list(range(67))
