@@ -122,7 +122,17 @@ def ensure_training_image(
             with serve_folder(wheelhouse, gateway) as url:
                 options = f"--no-index --find-links {url} --trusted-host {gateway}"
                 _docker_build(Path(context), tag, base_image, options, log)
+    _remove_older_images(tag)
     return tag
+
+
+def _remove_older_images(keep: str) -> None:
+    """Untag earlier training images (each is several GB) once a new one is built."""
+    listed = subprocess.run(["docker", "images", IMAGE_REPOSITORY, "--format", "{{.Repository}}:{{.Tag}}"],
+                            capture_output=True, text=True).stdout.split()
+    for old in listed:
+        if old != keep and not old.endswith(":<none>"):
+            subprocess.run(["docker", "rmi", old], capture_output=True)
 
 
 def _docker_build(context: Path, tag: str, base_image: str, pip_options: str, log: Callable[[str], None]) -> None:
