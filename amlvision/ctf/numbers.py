@@ -3,8 +3,9 @@
 The reader gathers the value text of every sample of one stream in a chunk ("segments"), joins
 them with newlines and converts the whole blob in a few numpy passes. Non-negative integers (image
 pixels, one-hot labels) take a byte-arithmetic path that never builds Python objects; other
-numbers are checked against CNTK's number grammar with one regular expression and converted by
-numpy's C parser. Per-token Python loops run only to explain an error.
+numbers are checked against CNTK's number grammar with array operations over the bytes (sparse
+pairs with one regular expression) and converted by numpy's C parser. Per-token Python loops
+run only to explain an error.
 
 Number grammar (CNTK ``TextParser::TryReadRealNumber``): ``[+-]digits[.digits][(e|E)[+-]digits]``
 or ``[+-]digits.`` -- no leading ``.``, no ``nan``/``inf``, no hexadecimal.
@@ -21,7 +22,6 @@ _NUM = rb"[+-]?[0-9]+(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|\.|[eE][+-]?[0-9]+)?"
 _PAIR = rb"[0-9]+:" + _NUM
 NUMBER = re.compile(_NUM)
 PAIR = re.compile(rb"([0-9]+):(" + _NUM + rb")")
-_DENSE_BLOB = re.compile(rb"[ \t\n]*(?:" + _NUM + rb"(?:[ \t\n]+" + _NUM + rb")*)?[ \t\n]*")
 _SPARSE_BLOB = re.compile(rb"[ \t\n]*(?:" + _PAIR + rb"(?:[ \t\n]+" + _PAIR + rb")*)?[ \t\n]*")
 _TOKEN = re.compile(rb"[^ \t\n]+")
 
@@ -29,8 +29,15 @@ _INT_CHARS = b"0123456789 \t\n"
 _FLOAT_CHARS = _INT_CHARS + b".eE+-"
 _SPARSE_CHARS = _FLOAT_CHARS + b":"
 _PAD = 12  # leading blanks so "look back k digits" never leaves the buffer
-_MAX_INT_DIGITS = 15
-_GROUP_BYTES = 256 << 10  # beyond this the integer path could overflow float64 exactness; use the float path
+_MAX_INT_DIGITS = 15  # beyond this the integer path could overflow float64 exactness; use the float path
+_GROUP_BYTES = 256 << 10
+_BLANK, _DIGIT, _DOT, _EXP, _SIGN, _OTHER = range(6)
+_CLASS = np.full(256, _OTHER, dtype=np.int8)
+_CLASS[list(b" \t\n")] = _BLANK
+_CLASS[list(b"0123456789")] = _DIGIT
+_CLASS[ord(".")] = _DOT
+_CLASS[list(b"eE")] = _EXP
+_CLASS[list(b"+-")] = _SIGN
 _NON_BLANK = np.ones(256, dtype=bool)
 _NON_BLANK[[ord(" "), ord("\t"), ord("\n")]] = False
 
@@ -107,6 +114,35 @@ def _parse_real(blob: bytes, starts: np.ndarray, count_per_token: int = 1) -> Pa
     return Parsed(values, _counts(ends - 1, starts))
 
 
+def reals_are_valid(blob: bytes) -> bool:
+    """Whether every token of ``blob`` follows the CNTK number grammar, checked with array ops.
+
+    Equivalent to matching ``NUMBER`` against each token: signs open a token or follow the
+    exponent letter and precede a digit; a dot follows a digit and precedes a digit or the end;
+    the exponent letter follows a digit and precedes a digit or sign; and within one token the
+    only repeat of dot/exponent allowed is one dot followed later by one exponent.
+    """
+    kind = _CLASS[np.frombuffer(b" " + blob + b" ", dtype=np.uint8)]
+    cur, prev, nxt = kind[1:-1], kind[:-2], kind[2:]
+    if (cur == _OTHER).any():
+        return False
+    sign, dot, exp = cur == _SIGN, cur == _DOT, cur == _EXP
+    if (sign & (((prev != _BLANK) & (prev != _EXP)) | (nxt != _DIGIT))).any():
+        return False
+    if (dot & ((prev != _DIGIT) | ((nxt != _DIGIT) & (nxt != _BLANK)))).any():
+        return False
+    if (exp & ((prev != _DIGIT) | ((nxt != _DIGIT) & (nxt != _SIGN)))).any():
+        return False
+    marks = np.flatnonzero(dot | exp)
+    if len(marks) < 2:
+        return True
+    token_starts = np.flatnonzero((prev == _BLANK) & (cur != _BLANK))
+    token = np.searchsorted(token_starts, marks, side="right")
+    same_token = token[1:] == token[:-1]
+    dot_then_exp = (cur[marks[:-1]] == _DOT) & (cur[marks[1:]] == _EXP)
+    return not (same_token & ~dot_then_exp).any()
+
+
 def _explain(segments: list[bytes], is_sparse: bool, dim: int) -> SegmentError:
     """The first malformed token, found the slow way once the fast checks failed."""
     for index, segment in enumerate(segments):
@@ -169,7 +205,7 @@ def _parse_dense_group(segments: list[bytes]) -> Parsed:
         parsed = _parse_unsigned(blob, starts)
         if parsed is not None:
             return parsed
-    if blob.translate(None, _FLOAT_CHARS) or _DENSE_BLOB.fullmatch(blob) is None:
+    if not reals_are_valid(blob):
         raise _explain(segments, is_sparse=False, dim=0)
     return _parse_real(blob, starts)
 

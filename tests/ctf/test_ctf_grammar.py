@@ -234,3 +234,18 @@ def test_read_arrays_across_chunks_matches_read(tmp_path, chunk_bytes):
     np.testing.assert_array_equal(arrays.data["s"].toarray(), np.vstack([s["s"].toarray() for s in seqs]))
     assert arrays.offsets["x"].tolist() == [0, *np.cumsum([len(s["x"]) for s in seqs]).tolist()]
     assert arrays.ids.tolist() == [s.id for s in seqs] == list(range(67))
+
+
+def test_vectorised_number_check_agrees_with_the_grammar_regex():
+    from amlvision.ctf.numbers import NUMBER, reals_are_valid
+
+    rng = np.random.default_rng(11)
+    alphabet = np.array(list("019.eE+- "))
+    disagreements = []
+    for length in range(1, 9):
+        for _ in range(400):
+            text = "".join(rng.choice(alphabet, length))
+            expected = all(NUMBER.fullmatch(token.encode()) for token in text.split())
+            if reals_are_valid(text.encode()) != expected:
+                disagreements.append(text)
+    assert disagreements == []
