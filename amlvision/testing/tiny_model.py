@@ -8,7 +8,10 @@ training set's real mean and std), so it exercises the same files as a model fro
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,3 +82,28 @@ def train_tiny_model(train_dir: str | Path, out_dir: str | Path, seconds: float 
     (out / "tiny_model.json").write_text(json.dumps({"builder": "amlvision.testing.tiny_model:build_tiny_cnn",
                                                       "n_classes": len(classes)}))
     return out
+
+
+def cached_tiny_model(train_dir: str | Path, cache: str | Path, seconds: float = 6.0) -> Path:
+    """Train once per version of this file into ``cache``; later calls return the same directory.
+
+    The folder is world-readable so a non-root scoring container can mount it.
+    """
+    key = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    dest = Path(cache) / f"serving-model-{key}"
+    if not (dest / "model.onnx").is_file():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".partial-", dir=dest.parent))
+        try:
+            train_tiny_model(train_dir, tmp, seconds=seconds)
+            try:
+                tmp.rename(dest)
+            except OSError:  # another process finished first
+                if not (dest / "model.onnx").is_file():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    dest.chmod(0o755)  # mkdtemp made it 0700
+    for path in dest.iterdir():
+        path.chmod(0o644)
+    return dest

@@ -5,15 +5,12 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import os
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,24 +33,7 @@ def model_dir(cifar_subset: Path) -> Path:
 
     Cached by the trainer's source hash, so reruns skip the training.
     """
-    key = hashlib.sha256(Path(tiny_model.__file__).read_bytes()).hexdigest()[:12]
-    dest = CACHE / f"serving-model-{key}"
-    if not (dest / "model.onnx").is_file():
-        tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".partial-", dir=CACHE))
-        try:
-            tiny_model.train_tiny_model(cifar_subset / "train", tmp, seconds=6)
-            try:
-                tmp.rename(dest)
-            except OSError:
-                if not (dest / "model.onnx").is_file():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    # mkdtemp creates 0700 folders; the scoring container's non-root user must read the mount.
-    dest.chmod(0o755)
-    for path in dest.iterdir():
-        path.chmod(0o644)
-    return dest
+    return tiny_model.cached_tiny_model(cifar_subset / "train", CACHE)
 
 
 @pytest.fixture(scope="session")
