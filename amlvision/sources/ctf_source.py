@@ -20,19 +20,23 @@ from amlvision.ctf import CTFError, StreamDef, read_arrays
 from amlvision.sources.base import BatchPlan, MinibatchSource
 
 
-def detect_label_format(path: Path, alias: str, probe_bytes: int = 1 << 16) -> str:
-    """``"sparse"`` if the first ``|alias`` sample holds ``index:value`` pairs, else ``"dense"``."""
+def probe_labels(path: Path, alias: str, probe_bytes: int = 1 << 16) -> tuple[str, int | None]:
+    """Format of the first ``|alias`` sample (``"dense"``/``"sparse"``) and, if dense, its value count."""
     with open(path, "rb") as handle:
         head = handle.read(probe_bytes)
     marker = f"|{alias}".encode()
-    at = head.find(marker + b" ")
+    at = next((i for i in (head.find(marker + b" "), head.find(marker + b"\t")) if i >= 0), -1)
     if at < 0:
-        at = head.find(marker + b"\t")
-    if at < 0:
-        return "dense"
+        return "dense", None
     end = head.find(b"|", at + 1)
-    sample = head[at + len(marker) : end if end >= 0 else len(head)]
-    return "sparse" if b":" in sample else "dense"
+    newline = head.find(b"\n", at + 1)
+    stops = [i for i in (end, newline) if i >= 0]
+    if not stops:
+        return "dense", None
+    sample = head[at + len(marker) : min(stops)]
+    if b":" in sample:
+        return "sparse", None
+    return "dense", len(sample.split())
 
 
 def class_indexes(labels: Any, sample_lines: np.ndarray, path: object) -> np.ndarray:
@@ -56,8 +60,9 @@ class CTFSource(MinibatchSource):
     """Images and labels of a CTF file; see ``MinibatchSource`` for the schedule options.
 
     ``image_shape``: ``(C, H, W)`` of the ``features`` stream (required: CTF stores flat vectors).
-    ``num_classes`` or ``class_names`` give the label dimension. ``label_format``: ``"dense"``
-    (one-hot), ``"sparse"`` (``k:1``) or ``"auto"`` (look at the first label). ``indexes``: use
+    ``num_classes`` or ``class_names`` give the label dimension (default: the length of the
+    first dense label). ``label_format``: ``"dense"`` (one-hot), ``"sparse"`` (``k:1``) or
+    ``"auto"`` (look at the first label). ``indexes``: use
     only these samples (e.g. a validation subset). ``mean``: ``C x H x W`` image or ``C`` channel
     means in 0-255 units, subtracted as a CNTK ``mean`` transform does.
     """
@@ -79,14 +84,16 @@ class CTFSource(MinibatchSource):
         self.path = Path(path)
         if len(image_shape) != 3 or min(image_shape) <= 0:
             raise ValueError(f"image_shape must be (C, H, W) with positive sizes, got {image_shape}")
+        probed_format, probed_classes = probe_labels(self.path, labels)
+        if label_format == "auto":
+            label_format = probed_format
         if class_names is None:
+            num_classes = num_classes if num_classes is not None else probed_classes
             if num_classes is None:
-                raise ValueError("give num_classes or class_names")
+                raise ValueError(f"{self.path}: give num_classes or class_names (sparse labels do not tell)")
             class_names = [str(k) for k in range(num_classes)]
         elif num_classes is not None and num_classes != len(class_names):
             raise ValueError(f"num_classes={num_classes} but {len(class_names)} class_names")
-        if label_format == "auto":
-            label_format = detect_label_format(self.path, labels)
         if label_format not in ("dense", "sparse"):
             raise ValueError(f"label_format must be 'dense', 'sparse' or 'auto', got {label_format!r}")
         c, h, w = (int(v) for v in image_shape)

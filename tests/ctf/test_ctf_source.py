@@ -66,6 +66,13 @@ def test_sparse_labels_are_detected(cifar_ctf, tmp_path):
     ctf.write_images(path, images[:50], labels[:50], num_classes=10, label_format="sparse")
     source = CTFSource(path, (3, 32, 32), 10, randomize=False)
     assert _epoch(source)[1].tolist() == labels[:50].tolist()
+    with pytest.raises(ValueError, match="give num_classes or class_names"):
+        CTFSource(path, (3, 32, 32))
+
+
+def test_number_of_classes_is_read_from_dense_labels(cifar_ctf):
+    source = CTFSource(cifar_ctf[0], (3, 32, 32), randomize=False)
+    assert source.num_classes == 10 and source.class_names == [str(k) for k in range(10)]
 
 
 def test_mean_is_subtracted_and_indexes_select_a_subset(cifar_ctf):
