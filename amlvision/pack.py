@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from amlvision import packed
+from amlvision.ctf import write_images
 from amlvision.data.archives import cache_root
 from amlvision.data.collection import LabeledImages
 from amlvision.data.decoding import decode_chunks
@@ -159,61 +160,32 @@ def _pack_packed(splits, out: Path, report: PackReport, *, channels, size, skip_
 
 # ---------------------------------------------------------------- CTF
 
-_DIGITS = np.zeros((256, 4), dtype=np.uint8)
-_KEEP = np.zeros((256, 4), dtype=bool)
-for _v in range(256):
-    _text = f"{_v} ".encode()
-    _DIGITS[_v, : len(_text)] = np.frombuffer(_text, dtype=np.uint8)
-    _KEEP[_v, : len(_text)] = True
-
-
-def _uint8_rows(values: np.ndarray) -> list[bytes]:
-    """Each row of an ``N x D`` uint8 array as ``b"v1 v2 ... vD"`` (vectorised: no per-value Python)."""
-    flat = _DIGITS[values][_KEEP[values]].tobytes()
-    ends = np.cumsum(_KEEP[values].sum(axis=(1, 2)))
-    starts = np.concatenate([[0], ends[:-1]])
-    return [flat[s : e - 1] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
-
-
-def ctf_label_fields(n_classes: int, sparse: bool) -> list[bytes]:
-    """The ``|labels`` field for each class index: one-hot dense, or sparse ``index:1``."""
-    if sparse:
-        return [f"|labels {k}:1".encode() for k in range(n_classes)]
-    return [
-        ("|labels " + " ".join("1" if j == k else "0" for j in range(n_classes))).encode() for k in range(n_classes)
-    ]
-
-
-def ctf_lines(images: np.ndarray, labels: np.ndarray, n_classes: int, *, sparse_labels: bool = False) -> bytes:
-    """CTF text for ``N x H x W x C`` uint8 images: one line per sample, features channel-major (CHW)."""
-    label_fields = ctf_label_fields(n_classes, sparse_labels)
-    chw = np.ascontiguousarray(images.transpose(0, 3, 1, 2)).reshape(len(images), -1)
-    rows = _uint8_rows(chw)
-    return b"".join(label_fields[int(k)] + b" |features " + row + b"\n" for k, row in zip(labels, rows, strict=True))
-
 
 def _pack_ctf(splits, tmp: Path, report: PackReport, *, channels, size, skip_bad, workers, sparse_labels):
+    """One ``<split>.ctf`` per split via ``amlvision.ctf.write_images`` (a split is held in memory while written)."""
     shape = _ShapeCheck((size[0], size[1], channels) if size else None)
     files = {}
     for split, images in splits:
-        report.counts[split] = 0
+        kept: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        for indexes, arrays in _decoded(
+            split, images, channels=channels, size=size, skip_bad=skip_bad, report=report, workers=workers
+        ):
+            for i, array in zip(indexes, arrays, strict=True):
+                shape.check(array, images.describe(i))
+            if arrays:
+                kept.append(np.stack(arrays))
+                labels.append(images.labels[indexes])
+        block = np.concatenate(kept) if kept else np.zeros((0, *(shape.shape or (1, 1, channels))), np.uint8)
         files[split] = f"{split}.ctf"
-        with open(tmp / files[split], "wb") as fh:
-            for indexes, arrays in _decoded(
-                split, images, channels=channels, size=size, skip_bad=skip_bad, report=report, workers=workers
-            ):
-                for i, array in zip(indexes, arrays, strict=True):
-                    shape.check(array, images.describe(i))
-                if arrays:
-                    fh.write(
-                        ctf_lines(
-                            np.stack(arrays),
-                            images.labels[indexes],
-                            len(report.class_names),
-                            sparse_labels=sparse_labels,
-                        )
-                    )
-                report.counts[split] += len(arrays)
+        write_images(
+            tmp / files[split],
+            block,
+            np.concatenate(labels) if labels else np.zeros(0, np.int64),
+            len(report.class_names),
+            label_format="sparse" if sparse_labels else "dense",
+        )
+        report.counts[split] = len(block)
     report.image_shape = tuple(shape.shape) if shape.shape else None
     h, w, c = report.image_shape or (0, 0, channels)
     return {

@@ -17,9 +17,10 @@ from PIL import Image
 from amlvision import cli
 from amlvision.ctf import StreamDef, read_arrays
 from amlvision.data.cifar import write_cifar_batches
+from amlvision.data.collection import LabeledImages
 from amlvision.data.discover import open_collection
 from amlvision.mapfile import read_class_names, read_mean_file
-from amlvision.pack import PackError, ctf_lines, ensure_packed, pack
+from amlvision.pack import PackError, ensure_packed, pack
 from amlvision.packed import PackedDataset, is_packed
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -64,10 +65,13 @@ def test_ctf_reproduces_every_pixel_and_label(outputs, expected) -> None:
         np.testing.assert_array_equal(ctf.data["labels"], np.eye(10, dtype=np.uint8)[labels])
 
 
-def test_ctf_line_is_cntk_text_format() -> None:
+def test_ctf_line_is_cntk_text_format(tmp_path: Path) -> None:
     image = np.arange(12, dtype=np.uint8).reshape(1, 2, 2, 3)  # H=2, W=2, RGB
-    assert ctf_lines(image, np.array([2]), 4) == b"|labels 0 0 1 0 |features 0 3 6 9 1 4 7 10 2 5 8 11\n"
-    assert ctf_lines(image, np.array([2]), 4, sparse_labels=True).startswith(b"|labels 2:1 |features 0 3 6 9 ")
+    source = {"train": LabeledImages(["a", "b", "c", "d"], np.array([2]), arrays=image)}
+    pack(source, "ctf", tmp_path / "dense")
+    assert (tmp_path / "dense" / "train.ctf").read_bytes() == b"|labels 0 0 1 0 |features 0 3 6 9 1 4 7 10 2 5 8 11\n"
+    pack(source, "ctf", tmp_path / "sparse", sparse_labels=True)
+    assert (tmp_path / "sparse" / "train.ctf").read_bytes() == b"|labels 2:1 |features 0 3 6 9 1 4 7 10 2 5 8 11\n"
 
 
 def test_map_reproduces_every_pixel_and_label_and_the_mean(outputs, expected) -> None:
