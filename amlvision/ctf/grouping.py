@@ -90,6 +90,9 @@ class LineGrouper:
                 if head.strip(b" \t"):
                     raise self._fail(line_no, 1, f"expected '|' (a sample or a comment), found {_show(head)}")
                 continue
+            seq_text = head.strip(b" \t")
+            if seq_text and not seq_text.isdigit():
+                raise self._fail(line_no, 1, f"a sequence id must be a non-negative integer, found {_show(seq_text)}")
             samples = []
             seen = 0
             pos = len(head) + 1  # 0-based offset of the character after this part's '|'
@@ -115,9 +118,6 @@ class LineGrouper:
                 pos += len(part) + 1
             if not samples:
                 continue
-            seq_text = head.strip(b" \t")
-            if seq_text and not seq_text.isdigit():
-                raise self._fail(line_no, 1, f"a sequence id must be a non-negative integer, found {_show(seq_text)}")
             if self.mode is None:
                 self.mode = "ids" if seq_text else "lines"
             if self.mode == "lines":

@@ -67,7 +67,7 @@ def test_line_without_pipe(tmp_path):
 
 
 def test_bad_sequence_id(tmp_path):
-    message = _error(tmp_path, "0 |a 1 2 3\nx1 |a 1 2 3\n")
+    message = _error(tmp_path, "0 |a 1 2 3\nx1 |# comment only\n")
     assert _line_col(message) == (2, 1) and "sequence id" in message
 
 
