@@ -143,6 +143,23 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def sync_buffers(model: nn.Module) -> None:
+    """Average floating-point buffers (BatchNorm running statistics) over ranks; copy rank 0's others.
+
+    DDP keeps parameters identical, but each rank's last forward pass updates its own BatchNorm
+    running mean and variance (SyncBatchNorm would avoid that, but runs on GPUs only). Call this on
+    every rank after the last training step, before evaluating or exporting: afterwards all ranks hold
+    the same model, whose statistics are estimated from all shards rather than rank 0's alone.
+    """
+    if not _active():
+        return
+    for buffer in model.buffers():
+        if buffer.is_floating_point():
+            all_reduce_mean(buffer.data)
+        else:
+            dist.broadcast(buffer.data, src=0)
+
+
 def broadcast_object(obj: T, src: int = 0) -> T:
     """Rank ``src``'s ``obj`` on every rank (any picklable object: a run id, a class list, a seed)."""
     if not _active():

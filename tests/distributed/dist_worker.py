@@ -19,7 +19,7 @@ def main(out_dir: str) -> None:
     info = distributed.setup()
     # Different seeds per rank: DDP must still make the start weights identical (broadcast from rank 0).
     torch.manual_seed(100 + info.rank)
-    model = nn.Linear(4, 3)
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
     ddp = distributed.wrap_model(model, info)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
     # Each rank sees a different shard of data; the all-reduced gradient must keep weights identical.
@@ -31,6 +31,9 @@ def main(out_dir: str) -> None:
         nn.functional.cross_entropy(ddp(x), y).backward()
         optimizer.step()
 
+    # The last forward updated each rank's BatchNorm statistics from its own shard.
+    stats_before = model[1].running_mean.tolist()
+    distributed.sync_buffers(model)
     mean = distributed.all_reduce_mean(torch.tensor([float(info.rank + 1)]))
     total = distributed.all_reduce_sum(torch.tensor([info.rank + 1]))
     token = distributed.broadcast_object({"run_id": f"from-rank-{info.rank}"})
@@ -44,6 +47,8 @@ def main(out_dir: str) -> None:
         "wrapped": type(ddp).__name__,
         "backend": torch.distributed.get_backend(),
         "weights": [p.detach().flatten().tolist() for p in distributed.unwrap_model(ddp).parameters()],
+        "buffers_before_sync": stats_before,
+        "buffers": [b.detach().flatten().tolist() for b in model.buffers()],
         "mean": mean.item(),
         "sum": total.item(),
         "token": token,

@@ -50,6 +50,11 @@ def test_two_gloo_ranks_agree(tmp_path: Path) -> None:
     assert rank0["wrapped"] == "DistributedDataParallel"
     # Different seeds and different data per rank, yet identical weights after three steps.
     assert rank0["weights"] == rank1["weights"]
+    # BatchNorm running statistics differ after the last step until sync_buffers averages them.
+    assert rank0["buffers_before_sync"] != rank1["buffers_before_sync"]
+    assert rank0["buffers"] == rank1["buffers"]
+    average = [(a + b) / 2 for a, b in zip(rank0["buffers_before_sync"], rank1["buffers_before_sync"], strict=True)]
+    assert rank0["buffers"][0] == pytest.approx(average)
     assert rank0["mean"] == rank1["mean"] == pytest.approx(1.5)
     assert rank0["sum"] == rank1["sum"] == 3
     assert rank0["token"] == rank1["token"] == {"run_id": "from-rank-0"}
