@@ -48,8 +48,8 @@ class TrainConfig:
     resume: bool = False
     val_fraction: float = 0.1
     # transforms in CNTK terms (cntk.io.transforms.crop / scale / mean), plus CIFAR pre-padding and flips
-    pad: int = 4
-    crop_type: str = "randomside"
+    translate: int = 4
+    crop_type: str = "none"
     side_ratio: float = 0.8
     jitter_type: str = "uniratio"
     flip: bool = True
@@ -59,9 +59,10 @@ class TrainConfig:
     mean_std: str = "data"
     tta: bool = False
     threads: int = 0
+    workers: int | None = None
     device: str = "auto"
     eval_batch_size: int = 512
-    limit: int = 0
+    epoch_size: int = 0
     progress: str = "auto"
     experiment: str = "amlvision"
 
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--data", help="folder, archive, label file, map file, CTF file, packed dir or 'cifar10'")
     g.add_argument("--reader", choices=READERS, help="minibatch source: packed (default), image or ctf")
     g.add_argument("--val-fraction", type=float, help="stratified validation split when the data has no test split")
-    g.add_argument("--limit", type=int, help="use only the first N training images per epoch (smoke runs)")
+    g.add_argument("--epoch-size", type=int, help="CNTK epoch_size: training samples per epoch (0 = one full sweep)")
     g = p.add_argument_group("model and optimiser")
     g.add_argument("--model", choices=sorted(MODELS), help="network; its recipe sets the defaults below")
     g.add_argument("--epochs", type=int)
@@ -110,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--final-lr-fraction", type=float, help="onecycle: lr at the end as a fraction of the peak")
     g.add_argument("--tta", type=_bool, metavar="BOOL", help="evaluate and export with horizontal-flip TTA")
     g = p.add_argument_group("transforms (CNTK terms)")
-    g.add_argument("--pad", type=int, help="zero padding added before cropping (CNTK's CIFAR images are pre-padded 4)")
+    g.add_argument("--translate", type=int, help="random shift of up to N pixels (= CNTK's 0.8 randomside crop "
+                   "of CIFAR images pre-padded by 4 when N is 4); packed reader")
     g.add_argument("--crop-type", choices=CROP_TYPES, help="CNTK crop transform type for training")
     g.add_argument("--side-ratio", type=float, help="CNTK crop side_ratio")
     g.add_argument("--jitter-type", choices=("none", "uniratio"), help="CNTK crop jitter_type")
@@ -127,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--config", help="YAML file with any of these options (flags override it)")
     g.add_argument("--threads", type=int, help="torch CPU threads (0 = torch default)")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    g.add_argument("--workers", type=int, help="image reader: decoding processes (default: the reader's choice)")
     g.add_argument("--eval-batch-size", type=int)
     g.add_argument("--progress", choices=("auto", "bar", "log"), help="tqdm bars when interactive, log lines otherwise")
     g.add_argument("--experiment", help="experiment name for MLflow")
@@ -172,6 +175,8 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"crop_type must be one of {CROP_TYPES}, got {cfg.crop_type!r}")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         problems.append("epochs and batch_size must be positive")
+    if cfg.translate < 0:
+        problems.append(f"translate must be >= 0, got {cfg.translate}")
     if not 0 < cfg.side_ratio <= 1:
         problems.append(f"side_ratio must be in (0, 1], got {cfg.side_ratio}")
     if not 0 <= cfg.val_fraction < 1:

@@ -28,7 +28,6 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from amlvision.packed import PackedDataset
 from amlvision.training import distributed, schedule
 from amlvision.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, set_rng_state
 from amlvision.training.config import TrainConfig
@@ -42,7 +41,7 @@ log = logging.getLogger("amlvision.train")
 
 INTERRUPTED_EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}
 # Keys that must match between a checkpoint and the resuming run, or the result would not be the same run.
-RESUME_KEYS = ("data", "reader", "model", "epochs", "batch_size", "seed", "lr", "lr_schedule", "limit",
+RESUME_KEYS = ("data", "reader", "model", "epochs", "batch_size", "seed", "lr", "lr_schedule", "epoch_size",
                "val_fraction", "scale")
 
 
@@ -67,18 +66,40 @@ class Normalizer:
         return (x - mean) / std
 
 
-def compute_normalizer(packed_path: Path, mode: str, max_images: int = 10_000) -> Normalizer:
-    """Per-channel mean/std of the training images ('data'), CNTK's mean and 256 ('cntk'), or identity ('none')."""
-    packed = PackedDataset(packed_path)
-    channels = packed.image_shape[2]
+def scan_training_images(source: Any, mode: str, sample_size: int = 5000, max_images: int = 50_000
+                         ) -> tuple[Normalizer, torch.Tensor]:
+    """One pass over the un-augmented training split: per-channel mean/std and an evenly spaced image sample.
+
+    ``mode``: 'data' (mean and std of the data), 'cntk' (the mean, and 256 as CNTK's ``x / 256``) or
+    'none'. The sample (0-255 pixels) initialises the fast model's whitening layer.
+    """
+    total = min(len(source), max_images)
+    stride = max(1, total // sample_size)
+    sums = sq_sums = None
+    count, seen, picked = 0, 0, []
+    for x, _ in source.iter_epoch(0, 500):
+        x = x.to("cpu", torch.float64)
+        if seen >= total:
+            break
+        x = x[: total - seen]
+        sums = x.sum(dim=(0, 2, 3)) if sums is None else sums + x.sum(dim=(0, 2, 3))
+        sq_sums = (x * x).sum(dim=(0, 2, 3)) if sq_sums is None else sq_sums + (x * x).sum(dim=(0, 2, 3))
+        count += x.shape[0] * x.shape[2] * x.shape[3]
+        offsets = torch.arange(seen, seen + len(x))
+        picked.append(x[offsets % stride == 0].float())
+        seen += len(x)
+    if not count:
+        raise ValueError("the training split is empty")
+    mean = sums / count
+    std = (sq_sums / count - mean * mean).clamp_min(0).sqrt()
+    channels = len(mean)
     if mode == "none":
-        return Normalizer([0.0] * channels, [1.0] * channels)
-    images = packed.images("train" if "train" in packed.splits else "all")
-    step = max(1, len(images) // max_images)
-    sample = np.asarray(images[::step], dtype=np.float64)
-    mean = sample.mean(axis=(0, 1, 2))
-    std = sample.std(axis=(0, 1, 2)) if mode == "data" else np.full(channels, 256.0)
-    return Normalizer([round(float(v), 4) for v in mean], [round(max(float(v), 1e-3), 4) for v in std])
+        normalizer = Normalizer([0.0] * channels, [1.0] * channels)
+    elif mode == "cntk":
+        normalizer = Normalizer([round(float(v), 4) for v in mean], [256.0] * channels)
+    else:
+        normalizer = Normalizer([round(float(v), 4) for v in mean], [round(max(float(v), 1e-3), 4) for v in std])
+    return normalizer, torch.cat(picked)[:sample_size]
 
 
 @dataclass
@@ -200,12 +221,13 @@ class Trainer:
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.outputs.mkdir(parents=True, exist_ok=True)
-        self.data: TrainingData = load_training_data(cfg, rank=self.info.rank, world_size=self.info.world_size)
-        self.normalize = compute_normalizer(self.data.packed_path, cfg.mean_std)
+        self.data: TrainingData = load_training_data(cfg, rank=self.info.rank, world_size=self.info.world_size,
+                                                     drop_last=self.info.world_size > 1)
+        self.normalize, sample = scan_training_images(self.data.stats_source, cfg.mean_std)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, len(self.data.class_names), self.data.image_shape)
         if isinstance(self.model, FastNet):
-            self.model.init_whitening(self.normalize(self._whitening_sample()))
+            self.model.init_whitening(self.normalize(sample))
         self.model.to(self.device)
         self.train_model = distributed.wrap_model(self.model, self.info)
         self.optimizer = make_optimizer(self.model, cfg)
@@ -223,15 +245,6 @@ class Trainer:
         )
         if cfg.resume:
             self._resume()
-
-    def _whitening_sample(self, count: int = 5000) -> torch.Tensor:
-        """Un-augmented training images for the whitening statistics (a fixed, seed-independent subset)."""
-        images = PackedDataset(self.data.packed_path).images(self.data.split["train_split"])
-        step = max(1, len(images) // count)
-        x = torch.from_numpy(np.array(images[::step][:count])).permute(0, 3, 1, 2).float()
-        if tuple(x.shape[1:]) != self.data.image_shape:
-            x = nn.functional.interpolate(x, size=self.data.image_shape[1:], mode="bilinear", align_corners=False)
-        return x
 
     def _resume(self) -> None:
         path = self.outputs / CHECKPOINT_NAME

@@ -11,7 +11,8 @@ from typing import Any
 
 # ConvNet_CIFAR10_DataAug.py: minibatch 64, lr/sample 0.0015625 (x64 = 0.1) for 20 epochs, then
 # x0.3, x0.1, x0.03, x0.01 at 20/40/60/70 of 80; momentum time constant 0 then 600 (m = e^(-64/600)
-# = 0.899) then 1200 (0.948) at 20/40; L2 0.002; random side crop 0.8 of the 40x40 pre-padded image.
+# = 0.899) then 1200 (0.948) at 20/40; L2 0.002; random side crop 0.8 of the 40x40 pre-padded
+# image (= translate 4 + CNTK's random-crop mirroring).
 CONVNET: dict[str, Any] = {
     "epochs": 80,
     "batch_size": 64,
@@ -26,16 +27,15 @@ CONVNET: dict[str, Any] = {
     "momentum_steps": [0.25, 0.5],
     "momentum_values": [0.899, 0.948],
     "label_smoothing": 0.0,
-    "pad": 4,
-    "crop_type": "randomside",
-    "side_ratio": 0.8,
-    "flip": False,
+    "translate": 4,
+    "crop_type": "none",
+    "flip": True,
     "mean_std": "cntk",
     "tta": False,
 }
 
 # TrainResNet_CIFAR10.py (resnet20): minibatch 128, lr/minibatch 1.0 / 0.1 / 0.01 at epochs 80 and
-# 120 of 160, unit-gain momentum 0.9, L2 1e-4, random side crop 0.8 with flips.
+# 120 of 160, unit-gain momentum 0.9, L2 1e-4, the same crop (translate 4 + flips).
 RESNET20: dict[str, Any] = {
     "epochs": 160,
     "batch_size": 128,
@@ -50,9 +50,8 @@ RESNET20: dict[str, Any] = {
     "momentum_steps": [],
     "momentum_values": [],
     "label_smoothing": 0.0,
-    "pad": 4,
-    "crop_type": "randomside",
-    "side_ratio": 0.8,
+    "translate": 4,
+    "crop_type": "none",
     "flip": True,
     "mean_std": "cntk",
     "tta": False,
@@ -76,9 +75,8 @@ FAST: dict[str, Any] = {
     "warmup": 0.23,
     "final_lr_fraction": 0.07,
     "label_smoothing": 0.2,
-    "pad": 2,
-    "crop_type": "randomside",
-    "side_ratio": 1.0,
+    "translate": 2,
+    "crop_type": "none",
     "flip": True,
     "mean_std": "data",
     "tta": True,
