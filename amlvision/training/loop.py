@@ -295,6 +295,7 @@ class Trainer:
                 self._resume_rng = getattr(self, "_resume_rng", None)
                 while self.state.epoch < cfg.epochs:
                     self._train_epoch(guard)
+            distributed.sync_buffers(self.model)  # same BatchNorm statistics on every rank before export
             metrics = self._finish() if self.info.is_main else {}
             distributed.barrier()
             status = "completed"
