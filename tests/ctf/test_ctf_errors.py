@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from amlvision import ctf
-from tests.ctf.helpers import dense, sparse, write_text
+
+from .helpers import dense, sparse, write_text
 
 STREAMS = {"x": dense("a", 3), "s": sparse("s", 5)}
 

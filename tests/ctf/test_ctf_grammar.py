@@ -7,7 +7,8 @@ import pytest
 from scipy import sparse as sp
 
 from amlvision import ctf
-from tests.ctf.helpers import dense, sparse, write_text
+
+from .helpers import dense, sparse, write_text
 
 
 def test_sequence_ids_group_consecutive_lines(tmp_path):

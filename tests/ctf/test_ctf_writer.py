@@ -9,7 +9,8 @@ from scipy import sparse as sp
 from amlvision import ctf
 from amlvision.ctf import writer
 from amlvision.ctf.writer import format_uint8_rows
-from tests.ctf.helpers import dense, sparse
+
+from .helpers import dense, sparse
 
 
 def test_image_lines_match_cntk_cifar_tutorial_layout(tmp_path):
