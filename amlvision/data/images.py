@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageInput = str | Path | bytes | bytearray | memoryview | BinaryIO
 
@@ -108,6 +108,8 @@ def decode(source: ImageInput, *, name: str | None = None, max_pixels: int | Non
         raise
     except FileNotFoundError as exc:
         raise ImageReadError(f"{label}: file not found") from exc
+    except UnidentifiedImageError as exc:  # its message shows a BytesIO repr, not the file
+        raise ImageReadError(f"{label}: cannot decode image (unknown format or corrupt header)") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(f"{label}: refused as a decompression bomb ({exc})") from exc
     except Exception as exc:  # Pillow raises many types for corrupt data

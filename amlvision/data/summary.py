@@ -8,7 +8,6 @@ content, found by sha256.
 from __future__ import annotations
 
 import hashlib
-import io
 import multiprocessing
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from amlvision import packed
 from amlvision.data.collection import LabeledImages
@@ -38,14 +36,10 @@ def _probe(paths: list[str]) -> list[tuple[str | None, str | None, str | None, s
             continue
         digest = hashlib.sha256(data).hexdigest()
         try:
-            with Image.open(io.BytesIO(data)) as header:
-                mode = header.mode
             img = decode(data, name=path)
-            results.append((digest, f"{img.size[0]}x{img.size[1]}", mode, None))
+            results.append((digest, f"{img.size[0]}x{img.size[1]}", img.mode, None))
         except ImageReadError as exc:
             results.append((digest, None, None, str(exc)))
-        except Exception as exc:  # Image.open on a non-image
-            results.append((digest, None, None, f"{path}: cannot decode image ({type(exc).__name__}: {exc})"))
     return results
 
 
