@@ -13,8 +13,10 @@ comes from its own key, so results are identical for any worker count or batch s
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +63,30 @@ class _Plans(Dataset):
     def __len__(self) -> int:
         return len(self.plans)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.source._load_batch(self.plans[i])
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | _Failure:
+        try:
+            return self.source._load_batch(self.plans[i])
+        except Exception as exc:  # handed to the main process as data, see _Failure
+            return _Failure.of(exc)
+
+
+@dataclass
+class _Failure:
+    """An error raised in a worker, returned as a value.
+
+    Letting DataLoader re-raise it leaves the worker pool in a state whose clean-up blocks for
+    5 s per worker; returning it keeps the pool healthy, and the main process raises it itself.
+    """
+
+    error: BaseException
+
+    @classmethod
+    def of(cls, exc: Exception) -> _Failure:
+        try:
+            pickle.loads(pickle.dumps(exc))
+        except Exception:
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        return cls(exc)
 
 
 class ImageSource(MinibatchSource):
@@ -143,4 +167,11 @@ class ImageSource(MinibatchSource):
             num_workers=min(self.num_workers, len(plans)),
             prefetch_factor=self.prefetch_batches,
         )
-        yield from loader
+        batches = iter(loader)
+        try:
+            for item in batches:
+                if isinstance(item, _Failure):
+                    raise item.error
+                yield item
+        finally:
+            del batches  # shut the workers down now, not whenever the generator is collected

@@ -52,3 +52,12 @@ def packed_cifar(tmp_path_factory: pytest.TempPathFactory, cifar_train: CifarSpl
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def packed_formats(tmp_path_factory: pytest.TempPathFactory, cifar_subset: Path) -> dict[str, Path]:
+    """The cifar_subset packed by the data layer as a map-file folder and as CTF (``amlvision.pack``)."""
+    from amlvision.pack import pack
+
+    out = tmp_path_factory.mktemp("formats")
+    return {fmt: pack(cifar_subset, fmt, out / fmt).out for fmt in ("map", "ctf")}
