@@ -161,3 +161,11 @@ def test_oversized_image_is_refused(tmp_path: Path, rgb: np.ndarray) -> None:
     Image.fromarray(rgb).save(tmp_path / "a.png")
     with pytest.raises(ImageReadError, match=r"a\.png: .*(decompression bomb|exceeds the limit)"):
         decode(tmp_path / "a.png", max_pixels=100)
+
+
+def test_png_exif_orientation_is_applied(tmp_path: Path, rgb: np.ndarray) -> None:
+    wide = np.concatenate([rgb, rgb[:, :16]], axis=1)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 CCW to display"
+    Image.fromarray(wide).save(tmp_path / "r.png", exif=exif)
+    np.testing.assert_array_equal(load_image(tmp_path / "r.png"), np.rot90(wide, k=1))
