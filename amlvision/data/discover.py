@@ -4,6 +4,7 @@ Recognised, in this order (first match wins):
 
 1. an archive (``.tar``, ``.tar.gz``, ``.tgz``, ``.zip``): extracted once into the cache, then 2-7;
 2. the CIFAR-10 python batches (``cifar-10-batches-py/`` or its parent);
+   CTF files of images (``*.ctf``, a folder ``pack --to ctf`` wrote, or CNTK's ``Train_cntk_text.txt``);
 3. a CNTK map file, or a folder of them (``train_map.txt``, ``test_map.txt``, ``map.txt``);
 4. a label file (CSV/TSV/whitespace), given as the path or as ``labels_file=``;
 5. split folders (``train/``, ``test/``, ``val/``) each holding a class-folder tree;
@@ -21,9 +22,10 @@ from pathlib import Path
 from amlvision.data.archives import content_root, extract_cached, is_archive
 from amlvision.data.cifar import find_cifar_folder, read_cifar_batches
 from amlvision.data.collection import LabeledImages
+from amlvision.data.ctfimages import ctf_files, looks_like_ctf, read_ctf_images
 from amlvision.data.folders import class_folder_names, is_class_tree, read_class_tree
 from amlvision.data.labelfile import is_label_file_name, read_label_file, sort_labels
-from amlvision.mapfile import looks_like_map_file, read_map_file
+from amlvision.mapfile import CLASS_NAMES_FILE, looks_like_map_file, read_map_file
 from amlvision.packed import is_packed
 
 SPLIT_NAMES = {
@@ -96,6 +98,16 @@ def _read_map_files(files: list[Path], class_names: list[str] | None, skip_bad: 
     return result
 
 
+def _read_ctf_files(files: list[Path], class_names: list[str] | None) -> dict[str, LabeledImages]:
+    result: dict[str, LabeledImages] = {}
+    for file in files:
+        split = split_of(file.stem) or "all"
+        if split in result:
+            raise SourceError(f"{file}: two CTF files map to split {split!r}; open one CTF file directly")
+        result[split] = read_ctf_images(file, class_names=class_names)
+    return result
+
+
 def _split_folders(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for name in sorted(os.listdir(folder)):
@@ -111,7 +123,10 @@ def _top_label_files(folder: Path) -> list[Path]:
     return [
         folder / name
         for name in sorted(os.listdir(folder))
-        if (folder / name).is_file() and is_label_file_name(name) and not name.lower().startswith(("readme", "license"))
+        if (folder / name).is_file()
+        and is_label_file_name(name)
+        and not name.lower().startswith(("readme", "license"))
+        and name != CLASS_NAMES_FILE
     ]
 
 
@@ -152,6 +167,8 @@ def open_collection(
         if is_archive(path):
             root = content_root(extract_cached(path), keep=frozenset(SPLIT_NAMES))
             return open_collection(root, class_names=class_names, skip_bad=skip_bad, **options)
+        if looks_like_ctf(path):
+            return {split_of(path.stem) or "all": read_ctf_images(path, class_names=class_names)}
         if not _label_options(options) and looks_like_map_file(path):
             return _read_map_files([path], class_names, skip_bad)
         if is_label_file_name(path.name) or _label_options(options):
@@ -161,6 +178,9 @@ def open_collection(
     cifar = find_cifar_folder(path)
     if cifar is not None:
         return read_cifar_batches(cifar)
+    ctf = [file for file in ctf_files(path) if looks_like_ctf(file)]
+    if ctf:
+        return _read_ctf_files(ctf, class_names)
     map_files = [] if _label_options(options) else _map_files(path)
     if map_files:
         return _read_map_files(map_files, class_names, skip_bad)
