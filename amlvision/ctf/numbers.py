@@ -54,7 +54,7 @@ class SegmentError(Exception):
 class Parsed:
     """Numbers of all segments, flattened, and how many tokens each segment held."""
 
-    values: np.ndarray  # float64 or int64
+    values: np.ndarray  # float64, or int32 / int64 from the unsigned-integer path
     counts: np.ndarray  # int64, one per segment
     indices: np.ndarray | None = None  # sparse: column index of each value
 
