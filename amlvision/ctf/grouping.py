@@ -8,8 +8,9 @@ Sequence rules (CNTK ``Indexer``): the first line that holds samples decides the
 starts with a sequence id, consecutive lines with the same id form one sequence, and a line
 without an id continues the current sequence. If it starts with ``|``, every line is its own
 sequence whose id is its 0-based line number, and digits at the start of later lines are
-ignored. Blank lines and lines without samples of declared streams (comments only, or only
-undeclared inputs) are skipped.
+ignored; ``skip_sequence_ids=True`` (CNTK's ``skipSequenceIds``) forces this mode. Blank lines
+and lines without samples of declared streams (comments only, or only undeclared inputs) are
+skipped.
 """
 
 from __future__ import annotations
@@ -56,14 +57,16 @@ def _alias_end(part: bytes) -> int:
 class LineGrouper:
     """Feeds on lines, keeps the still-open sequence between chunks, hands out closed ones."""
 
-    def __init__(self, path: object, aliases: list[str], unknown_alias: str = "ignore"):
+    def __init__(
+        self, path: object, aliases: list[str], unknown_alias: str = "ignore", skip_sequence_ids: bool = False
+    ):
         if unknown_alias not in ("ignore", "error"):
             raise ValueError(f"unknown_alias must be 'ignore' (CNTK) or 'error', got {unknown_alias!r}")
         self.path = path
         self.aliases = aliases
         self._index = {alias.encode(): i for i, alias in enumerate(aliases)}
         self._strict = unknown_alias == "error"
-        self.mode: str | None = None  # "ids" or "lines"
+        self.mode: str | None = "lines" if skip_sequence_ids else None  # "ids" or "lines"
         self._current_id: int | None = None
         self._pending = Batch.empty(len(aliases))
 

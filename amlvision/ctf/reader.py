@@ -180,6 +180,7 @@ def iter_arrays(
     *,
     dtype: DTypes = np.float32,
     unknown_alias: str = "ignore",
+    skip_sequence_ids: bool = False,
     pad_short_dense: bool = False,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> Iterator[CTFArrays]:
@@ -187,7 +188,7 @@ def iter_arrays(
     streams = check_streams(streams)
     dtypes = resolve_dtypes(streams, dtype)
     path = Path(path)
-    grouper = LineGrouper(path, [d.field for d in streams.values()], unknown_alias)
+    grouper = LineGrouper(path, [d.field for d in streams.values()], unknown_alias, skip_sequence_ids)
     offset = 0
     for lines, first_line, offset in _line_chunks(path, chunk_bytes):
         grouper.feed(lines, first_line)
@@ -216,7 +217,8 @@ def read(path: str | os.PathLike, streams: Mapping[str, StreamDef], **options) -
     Returns a list of ``Sequence`` (``.id``, ``.line``, ``.data[name]``: float32 ``(samples, dim)``
     array or ``csr_matrix``). Options: ``unknown_alias="ignore"`` (CNTK skips inputs that are not
     declared) or ``"error"``; ``pad_short_dense=False`` (a dense sample with fewer than ``dim``
-    values is an error; ``True`` zero-fills it as CNTK does); ``chunk_bytes``. Raises ``CTFError``
+    values is an error; ``True`` zero-fills it as CNTK does); ``skip_sequence_ids=False`` (``True``:
+    every line is a sequence, ids ignored, CNTK's ``skipSequenceIds``); ``chunk_bytes``. Raises ``CTFError``
     naming file, line and column for malformed input.
     """
     return list(iter_sequences(path, streams, **options))

@@ -40,6 +40,12 @@ def test_without_ids_each_line_is_a_sequence_numbered_by_line(tmp_path):
     assert [s["x"].shape for s in seqs] == [(1, 1)] * 3
 
 
+def test_skip_sequence_ids_makes_every_line_a_sequence(tmp_path):
+    path = write_text(tmp_path, "5 |a 1\n5 |a 2\n6 |a 3\n")
+    seqs = ctf.read(path, {"x": dense("a", 1)}, skip_sequence_ids=True)
+    assert [(s.id, s["x"].item()) for s in seqs] == [(0, 1), (1, 2), (2, 3)]
+
+
 def test_id_directly_followed_by_pipe(tmp_path):
     seqs = ctf.read(write_text(tmp_path, "0|a 1\n0|a 2\n5|a 3\n"), {"x": dense("a", 1)})
     assert [(s.id, len(s)) for s in seqs] == [(0, 2), (5, 1)]
