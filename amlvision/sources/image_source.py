@@ -140,18 +140,23 @@ class ImageSource(MinibatchSource):
         return size
 
     def _load_batch(self, plan: BatchPlan) -> tuple[torch.Tensor, torch.Tensor]:
+        pipeline = self.pipeline
         out = torch.empty((len(plan), *self.image_shape), dtype=torch.float32)
+        draws = []
         image_index, views = np.divmod(plan.indices, self.views)
         for j in range(len(plan)):
             i = int(image_index[j])
             array = self.images.load(i, self.channels)
-            sample = self.pipeline(array, random.Random(int(plan.keys[j])), int(views[j]))
+            sample, sample_draws = pipeline.prepare(array, random.Random(int(plan.keys[j])), int(views[j]))
             if tuple(sample.shape) != self.image_shape:
                 raise ValueError(
                     f"{self.images.describe(i)}: transforms produced shape {tuple(sample.shape)}, expected "
                     f"{self.image_shape} (C, H, W); images of different sizes need a scale transform"
                 )
             out[j] = sample
+            draws.append(sample_draws)
+        if pipeline.batch_tail:
+            out = pipeline.finish_batch(out, draws)
         labels = torch.from_numpy(self.images.labels[image_index])
         return out, labels
 

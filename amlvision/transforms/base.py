@@ -44,3 +44,24 @@ def ratio_range(value: float | tuple[float, float] | list[float], name: str) -> 
     if len(values) != 2:
         raise ValueError(f"{name} must be a number or a (min, max) pair, got {value!r}")
     return values[0], values[1]
+
+
+class BatchTransform(ImageTransform):
+    """A transform whose pixel work can run on a whole batch once each sample's draws are known.
+
+    ``color`` and ``mean`` are of this kind: ``ImageSource`` runs the per-image transforms, collects
+    ``draw(rng)`` per sample (in list order, so results equal the per-image path), stacks the
+    images and calls ``apply_batch`` once — much cheaper than per-image tensor calls.
+    """
+
+    def draw(self, rng: random.Random) -> tuple[float, ...]:
+        """This sample's random parameters (empty for deterministic transforms)."""
+        return ()
+
+    @abstractmethod
+    def apply_batch(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """Transform float ``N x C x H x W`` images with per-sample ``params`` (``N x k`` float64)."""
+
+    def __call__(self, image: torch.Tensor, rng: random.Random, view: int = 0) -> torch.Tensor:
+        params = torch.tensor([self.draw(rng)], dtype=torch.float64).view(1, -1)
+        return self.apply_batch(image.to(torch.float32)[None], params)[0]

@@ -22,7 +22,7 @@ import random
 
 import torch
 
-from amlvision.transforms.base import ImageTransform
+from amlvision.transforms.base import BatchTransform
 
 
 def _check_radius(value: float, name: str) -> float:
@@ -32,17 +32,20 @@ def _check_radius(value: float, name: str) -> float:
     return value
 
 
-def adjust_saturation_hsv(image: torch.Tensor, ratio: float) -> torch.Tensor:
-    """Scale HSV saturation of a float ``3 x H x W`` image by ``ratio`` (capped at 1), hue and value kept."""
-    top = image.amax(dim=0, keepdim=True)
-    spread = top - image.amin(dim=0, keepdim=True)
+def adjust_saturation_hsv(images: torch.Tensor, ratio: torch.Tensor | float) -> torch.Tensor:
+    """Scale HSV saturation of float RGB images (``... x 3 x H x W``) by ``ratio`` (capped at S = 1).
+
+    ``ratio`` is a number or one value per image broadcastable to ``N x 1 x 1 x 1``.
+    """
+    top = images.amax(dim=-3, keepdim=True)
+    spread = top - images.amin(dim=-3, keepdim=True)
     # Effective factor on (V - x): ratio, but never beyond S = 1 (i.e. the smallest channel reaching 0).
     limit = torch.where(spread > 0, top / spread.clamp_min(1e-12), torch.full_like(spread, float("inf")))
-    factor = limit.clamp(max=ratio)
-    return (top - (top - image) * factor).clamp_(min=0.0)  # float rounding may dip just below 0
+    factor = torch.minimum(limit, torch.as_tensor(ratio, dtype=images.dtype))
+    return (top - (top - images) * factor).clamp_(min=0.0)  # float rounding may dip just below 0
 
 
-class Color(ImageTransform):
+class Color(BatchTransform):
     def __init__(self, brightness_radius: float = 0.0, contrast_radius: float = 0.0, saturation_radius: float = 0.0):
         self.brightness_radius = _check_radius(brightness_radius, "brightness_radius")
         self.contrast_radius = _check_radius(contrast_radius, "contrast_radius")
@@ -59,20 +62,28 @@ class Color(ImageTransform):
         ratio = 1.0 + draw_in(self.saturation_radius)
         return u_b, alpha, ratio
 
-    def apply(self, image: torch.Tensor, u_b: float, alpha: float, ratio: float) -> torch.Tensor:
-        """Apply given draws (deterministic; what tests compare against hand-computed pixels)."""
-        image = image.to(torch.float32)
+    def apply_batch(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        images = images.to(torch.float32)
+        n = images.shape[0]
+        u_b, alpha, ratio = (params[:, k].view(n, 1, 1, 1) for k in range(3))
         if self.brightness_radius > 0 or self.contrast_radius > 0:
-            beta = u_b * float(image.mean()) if self.brightness_radius > 0 else 0.0
-            image = (image * alpha + beta).clamp_(0.0, 255.0)
-        if self.saturation_radius > 0 and image.shape[0] == 3:
-            image = adjust_saturation_hsv(image, ratio)
-        return image
+            beta = torch.zeros_like(u_b)
+            if self.brightness_radius > 0:
+                beta = u_b * images.mean(dim=(1, 2, 3), dtype=torch.float64).view(n, 1, 1, 1)
+            images = (images * alpha.float() + beta.float()).clamp_(0.0, 255.0)
+        if self.saturation_radius > 0 and images.shape[1] == 3:
+            images = adjust_saturation_hsv(images, ratio.float())
+        return images
+
+    def apply(self, image: torch.Tensor, u_b: float, alpha: float, ratio: float) -> torch.Tensor:
+        """Apply given draws to one ``C x H x W`` image (what tests compare against hand-computed pixels)."""
+        params = torch.tensor([[u_b, alpha, ratio]], dtype=torch.float64)
+        return self.apply_batch(image[None].to(torch.float32), params)[0]
 
     def __call__(self, image: torch.Tensor, rng: random.Random, view: int = 0) -> torch.Tensor:
         if self.brightness_radius == 0 and self.contrast_radius == 0 and self.saturation_radius == 0:
             return image
-        return self.apply(image, *self.draw(rng))
+        return super().__call__(image, rng, view)
 
 
 def color(brightness_radius: float = 0.0, contrast_radius: float = 0.0, saturation_radius: float = 0.0) -> Color:

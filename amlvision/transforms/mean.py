@@ -16,14 +16,13 @@ is CNTK's: ``pixel - mean`` in 0-255 units, float32.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from amlvision.mapfile import MapFileError, read_mean_file
-from amlvision.transforms.base import ImageTransform
+from amlvision.transforms.base import BatchTransform
 
 
 def read_mean_chw(path: str | Path) -> np.ndarray:
@@ -33,7 +32,7 @@ def read_mean_chw(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(read_mean_file(path).transpose(2, 0, 1))
 
 
-class Mean(ImageTransform):
+class Mean(BatchTransform):
     """Subtract the mean image of ``filename``; the image must have the mean's size (else an error)."""
 
     def __init__(self, filename: str | Path):
@@ -45,14 +44,14 @@ class Mean(ImageTransform):
         """float32 ``C x H x W`` RGB."""
         return self._mean
 
-    def __call__(self, image: torch.Tensor, rng: random.Random, view: int = 0) -> torch.Tensor:
-        if tuple(image.shape) != tuple(self._mean.shape):
+    def apply_batch(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        if tuple(images.shape[1:]) != tuple(self._mean.shape):
             # CNTK prints a warning and skips the subtraction; a silent no-op hides a real mistake.
             raise ValueError(
-                f"{self.filename}: mean image is {tuple(self._mean.shape)} (C, H, W) but the image reaching the "
-                f"mean transform is {tuple(image.shape)}; put a scale transform to the mean's size before it"
+                f"{self.filename}: mean image is {tuple(self._mean.shape)} (C, H, W) but the images reaching the "
+                f"mean transform are {tuple(images.shape[1:])}; put a scale transform to the mean's size before it"
             )
-        return image.to(torch.float32) - self._mean
+        return images.to(torch.float32) - self._mean
 
 
 def mean(filename: str | Path) -> Mean:

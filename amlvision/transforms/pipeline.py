@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from amlvision.transforms.base import ImageTransform
+from amlvision.transforms.base import BatchTransform, ImageTransform
 from amlvision.transforms.color import Color
 from amlvision.transforms.crop import Crop
 from amlvision.transforms.mean import Mean
@@ -71,6 +71,13 @@ class TransformPipeline:
             raise ValueError(f"scale transforms disagree on channels: {sorted(channel_counts)}")
         self.channels: int | None = channel_counts.pop() if channel_counts else None
 
+        # The trailing run of batch transforms (color, mean) is applied per batch by ImageSource.
+        split = len(self.transforms)
+        while split > 0 and isinstance(self.transforms[split - 1], BatchTransform):
+            split -= 1
+        self.per_image: list[ImageTransform] = self.transforms[:split]
+        self.batch_tail: list[BatchTransform] = self.transforms[split:]  # type: ignore[assignment]
+
     def output_size(self, input_size: tuple[int, int] | None) -> tuple[int, int] | None:
         """``(H, W)`` of every output for inputs of ``input_size`` (``None``: not fixed)."""
         size = input_size
@@ -83,6 +90,21 @@ class TransformPipeline:
         for transform in self.transforms:
             tensor = transform(tensor, rng, view)
         return tensor.to(torch.float32).contiguous()
+
+    def prepare(self, image: np.ndarray, rng: random.Random, view: int = 0) -> tuple[torch.Tensor, list[tuple]]:
+        """Run the per-image transforms and draw the batch tail's parameters (in list order)."""
+        tensor = torch.from_numpy(np.require(image, requirements="W")).permute(2, 0, 1)
+        for transform in self.per_image:
+            tensor = transform(tensor, rng, view)
+        return tensor, [transform.draw(rng) for transform in self.batch_tail]
+
+    def finish_batch(self, images: torch.Tensor, draws: list[list[tuple]]) -> torch.Tensor:
+        """Apply the batch tail to stacked ``prepare`` outputs; ``draws[i]`` is sample i's draws."""
+        images = images.to(torch.float32)
+        for k, transform in enumerate(self.batch_tail):
+            params = torch.tensor([d[k] for d in draws], dtype=torch.float64).view(len(draws), -1)
+            images = transform.apply_batch(images, params)
+        return images
 
     def describe(self) -> list[dict]:
         return [t.describe() for t in self.transforms]
