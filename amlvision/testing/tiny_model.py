@@ -1,4 +1,4 @@
-"""Train and export a tiny CIFAR-style CNN in seconds, for serving tests and benchmarks.
+"""Train and export a tiny CIFAR-style CNN in a few seconds, for serving tests and benchmarks.
 
 The model directory is written by train.py's own exporter (``amlvision.training.export``: model.onnx
 with input ``input`` / output ``logits`` and a dynamic batch, labels.json, preprocess.json with the
@@ -12,7 +12,6 @@ import hashlib
 import json
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +40,8 @@ def _load_split(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return np.stack(images), np.asarray(labels, dtype=np.int64), classes
 
 
-def train_tiny_model(train_dir: str | Path, out_dir: str | Path, seconds: float = 8.0, seed: int = 0) -> Path:
-    """Train on ``train_dir/<class>/*.png`` for about ``seconds`` and export into ``out_dir``."""
+def train_tiny_model(train_dir: str | Path, out_dir: str | Path, epochs: int = 5, seed: int = 0) -> Path:
+    """Train on ``train_dir/<class>/*.png`` for ``epochs`` (seeded: the same model every time) and export."""
     import torch
 
     torch.manual_seed(seed)
@@ -58,16 +57,13 @@ def train_tiny_model(train_dir: str | Path, out_dir: str | Path, seconds: float 
     model = build_tiny_cnn(len(classes))
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(seed)
-    deadline = time.monotonic() + seconds
     model.train()
-    while time.monotonic() < deadline:
+    for _ in range(epochs):
         for batch in torch.randperm(len(x), generator=generator).split(64):
             optimiser.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
             loss.backward()
             optimiser.step()
-            if time.monotonic() >= deadline:
-                break
     model.eval()
 
     from amlvision.training.export import export_onnx  # the same export (and ONNX check) as train.py
@@ -84,7 +80,7 @@ def train_tiny_model(train_dir: str | Path, out_dir: str | Path, seconds: float 
     return out
 
 
-def cached_tiny_model(train_dir: str | Path, cache: str | Path, seconds: float = 6.0) -> Path:
+def cached_tiny_model(train_dir: str | Path, cache: str | Path, epochs: int = 5) -> Path:
     """Train once per version of this file into ``cache``; later calls return the same directory.
 
     The folder is world-readable so a non-root scoring container can mount it.
@@ -95,7 +91,7 @@ def cached_tiny_model(train_dir: str | Path, cache: str | Path, seconds: float =
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".partial-", dir=dest.parent))
         try:
-            train_tiny_model(train_dir, tmp, seconds=seconds)
+            train_tiny_model(train_dir, tmp, epochs=epochs)
             try:
                 tmp.rename(dest)
             except OSError:  # another process finished first

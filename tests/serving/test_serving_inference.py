@@ -138,14 +138,18 @@ def test_predict_cli_prints_top_k_labels_per_file(model_dir, test_files, predict
         assert labels == [t["label"] for t in answer["top_k"][:2]]
 
 
-def test_predict_json_answers_are_consistent_and_accurate_above_chance(predict_answer, test_files):
-    correct = 0
-    for answer, path in zip(predict_answer, test_files, strict=True):
+def test_predict_json_answers_are_ranked_probabilities(predict_answer):
+    for answer in predict_answer:
         probs = [t["probability"] for t in answer["top_k"]]
         assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-9
         assert answer["label"] == answer["top_k"][0]["label"]
-        correct += answer["label"] == path.parent.name
-    assert correct / len(test_files) > 0.15  # 10 classes: chance is 0.10; the model trained for seconds
+
+
+def test_predictor_is_accurate_above_chance_on_the_whole_test_split(predictor, cifar_subset):
+    files = sorted((cifar_subset / "test").glob("*/*.png"))
+    predictions = predictor.predict_files(files, k=1)
+    accuracy = np.mean([p.label == f.parent.name for p, f in zip(predictions, files, strict=True)])
+    assert accuracy > 0.2, accuracy  # 500 images, 10 classes: chance is 0.10; the model trained for seconds
 
 
 def test_predict_cli_names_a_bad_file_and_exits_2(model_dir, tmp_path):
