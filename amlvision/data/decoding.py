@@ -9,8 +9,10 @@ of the caller's script, no main-module guard needed, start-up in milliseconds.
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
+import shutil
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -65,10 +67,23 @@ def _to_array(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, None] if arr.ndim == 2 else arr)
 
 
+def _unchanged_png(original: Image.Image, task: _Task) -> bool:
+    """True when the source file is a PNG whose pixels are exactly what we would encode (copy it instead).
+
+    ``decode`` returns the opened file itself (``format`` set) only when no EXIF rotation was applied.
+    """
+    same_size = task.size is None or original.size == (task.size[1], task.size[0])
+    return original.format == "PNG" and same_size and original.mode == ("L" if task.channels == 1 else "RGB")
+
+
 def _one(task: _Task, i: int) -> np.ndarray:
+    copy_from = None
     if task.paths is not None:
-        img = to_channels(decode(task.paths[i], name=task.names[i]), task.channels)
-        arr = _to_array(resize(img, task.size))
+        original = decode(task.paths[i], name=task.names[i])
+        img = resize(to_channels(original, task.channels), task.size)
+        if task.png_out is not None and _unchanged_png(original, task):
+            copy_from = task.paths[i]
+        arr = _to_array(img)
     else:
         arr = convert_array(task.arrays[i], task.channels)
         if task.size is not None and arr.shape[:2] != tuple(task.size):
@@ -77,7 +92,12 @@ def _one(task: _Task, i: int) -> np.ndarray:
     if task.png_out is not None:
         out = Path(task.png_out[i])
         out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(out, format="PNG", compress_level=1)
+        if copy_from is not None:
+            shutil.copyfile(copy_from, out)
+        else:
+            buffer = io.BytesIO()  # one write per file: this is what costs on slow file systems
+            Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(buffer, format="PNG", compress_level=1)
+            out.write_bytes(buffer.getvalue())
     return arr
 
 

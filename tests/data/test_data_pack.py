@@ -223,3 +223,16 @@ def test_cli_pack_and_errors(kaggle_sample: Path, tmp_path: Path, capsys) -> Non
     assert cli.main([*args, "--to", "packed", "--out", str(tmp_path / "p"), "--skip-bad"]) == 0
     out = capsys.readouterr().out
     assert "packed 1 images" in out and "skipped 1 item(s)" in out and "labels.csv:3" in out
+
+
+def test_map_reencodes_converted_images_and_copies_untouched_pngs(kaggle_sample: Path, tmp_path: Path) -> None:
+    pack(kaggle_sample, "map", tmp_path / "copied")
+    first = sorted((tmp_path / "copied" / "train" / "frog").iterdir())[0]
+    assert first.read_bytes() == (kaggle_sample / "train" / first.name).read_bytes()  # the file itself
+    pack(kaggle_sample, "map", tmp_path / "gray", channels=1, size=(16, 16))
+    pack(kaggle_sample, "packed", tmp_path / "gray-packed", channels=1, size=(16, 16))
+    gray = open_collection(tmp_path / "gray")["train"]
+    want = PackedDataset(tmp_path / "gray-packed").images("train")
+    assert Image.open(gray.paths[0]).mode == "L" and Image.open(gray.paths[0]).size == (16, 16)
+    np.testing.assert_array_equal(np.stack([gray.load(i, channels=1) for i in range(len(gray))]), want)
+    assert read_mean_file(tmp_path / "gray" / "train_mean.xml").shape == (16, 16, 1)
