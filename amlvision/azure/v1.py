@@ -57,7 +57,7 @@ def load_run_configuration(project: Path, name: str) -> RunConfiguration:
     problems = [f"unknown key {key!r}" for key in unknown_keys(raw, RunConfiguration)]
     try:
         rc = RunConfiguration.load(path=str(project), name=name)
-    except (UserErrorException, ValueError, TypeError) as err:
+    except (UserErrorException, ValueError, TypeError, OSError) as err:
         raise AzureConfigError(str(path), problems + [f"azureml-core cannot load it: {err}"]) from err
     compute_file = project / CONFIG_DIR / f"{rc.target}.compute"
     if compute_file.is_file():

@@ -5,6 +5,7 @@ Writes what it saw to ``<out>/rank<R>.json`` so the test (in the parent process)
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 
@@ -14,26 +15,42 @@ from torch import nn
 from amlvision.training import distributed
 
 
+def shard(rank: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank ``rank``'s 8 samples of step ``step``; any process can recompute any rank's shard."""
+    generator = torch.Generator().manual_seed(1000 * step + rank)
+    return torch.randn(8, 4, generator=generator), torch.randint(0, 3, (8,), generator=generator)
+
+
 def main(out_dir: str) -> None:
     torch.set_num_threads(1)
     info = distributed.setup()
     # Different seeds per rank: DDP must still make the start weights identical (broadcast from rank 0).
     torch.manual_seed(100 + info.rank)
-    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    model = nn.Linear(4, 3)
     ddp = distributed.wrap_model(model, info)
+    reference = copy.deepcopy(model)  # rank 0's start weights, trained below as ONE process on the union
     optimizer = torch.optim.SGD(ddp.parameters(), lr=0.1)
-    # Each rank sees a different shard of data; the all-reduced gradient must keep weights identical.
-    generator = torch.Generator().manual_seed(7 + info.rank)
-    for _ in range(3):
-        x = torch.randn(8, 4, generator=generator)
-        y = torch.randint(0, 3, (8,), generator=generator)
+    ref_optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
+    for step in range(3):
+        x, y = shard(info.rank, step)
         optimizer.zero_grad()
         nn.functional.cross_entropy(ddp(x), y).backward()
         optimizer.step()
+        # Single process, global batch = both shards (16 samples).
+        xs, ys = zip(*(shard(r, step) for r in range(info.world_size)), strict=True)
+        ref_optimizer.zero_grad()
+        nn.functional.cross_entropy(reference(torch.cat(xs)), torch.cat(ys)).backward()
+        ref_optimizer.step()
+    vs_single = max((a - b).abs().max().item() for a, b in zip(model.parameters(), reference.parameters(),
+                                                                 strict=True))
 
-    # The last forward updated each rank's BatchNorm statistics from its own shard.
-    stats_before = model[1].running_mean.tolist()
-    distributed.sync_buffers(model)
+    # BatchNorm: the last forward updates each rank's running statistics from its own shard.
+    bn = nn.BatchNorm1d(3)
+    bn_ddp = distributed.wrap_model(bn, info)
+    bn_ddp(shard(info.rank, 9)[0][:, :3])
+    stats_before = bn.running_mean.tolist()
+    distributed.sync_buffers(bn)
+
     mean = distributed.all_reduce_mean(torch.tensor([float(info.rank + 1)]))
     total = distributed.all_reduce_sum(torch.tensor([info.rank + 1]))
     token = distributed.broadcast_object({"run_id": f"from-rank-{info.rank}"})
@@ -47,8 +64,9 @@ def main(out_dir: str) -> None:
         "wrapped": type(ddp).__name__,
         "backend": torch.distributed.get_backend(),
         "weights": [p.detach().flatten().tolist() for p in distributed.unwrap_model(ddp).parameters()],
+        "max_abs_diff_vs_single_process": vs_single,
         "buffers_before_sync": stats_before,
-        "buffers": [b.detach().flatten().tolist() for b in model.buffers()],
+        "buffers": [b.detach().flatten().tolist() for b in bn.buffers()],
         "mean": mean.item(),
         "sum": total.item(),
         "token": token,

@@ -50,6 +50,8 @@ def test_two_gloo_ranks_agree(tmp_path: Path) -> None:
     assert rank0["wrapped"] == "DistributedDataParallel"
     # Different seeds and different data per rank, yet identical weights after three steps.
     assert rank0["weights"] == rank1["weights"]
+    # ...and the same weights as one process stepping on the union of the shards (equal global batch).
+    assert rank0["max_abs_diff_vs_single_process"] < 1e-6
     # BatchNorm running statistics differ after the last step until sync_buffers averages them.
     assert rank0["buffers_before_sync"] != rank1["buffers_before_sync"]
     assert rank0["buffers"] == rank1["buffers"]
