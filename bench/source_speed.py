@@ -55,10 +55,17 @@ def bench_image_source(root: Path, workers: int, epochs: int, batch_size: int) -
     decode_rate = len(files) / (time.perf_counter() - start)
     source = ImageSource(root, "train", transforms=IMAGE_TRANSFORMS, num_workers=workers, seed=0)
     rate = _rate(source, epochs, batch_size)
+    # CPU cost per image, in-process: robust to other jobs sharing the machine.
+    single = ImageSource(root, "train", transforms=IMAGE_TRANSFORMS, num_workers=0, seed=0)
+    cpu_start, count = time.process_time(), 0
+    for _, labels in single.iter_epoch(1, batch_size):
+        count += len(labels)
+    per_cpu_second = count / (time.process_time() - cpu_start)
     print(
         f"ImageSource randomarea+scale+color, {workers} workers: {rate:,.0f} images/s "
         f"(target >= 3,000); baseline decode-only loop, 1 process: {decode_rate:,.0f} images/s; "
-        f"ratio {rate / decode_rate:.2f}"
+        f"ratio {rate / decode_rate:.2f}; CPU cost in-process: {per_cpu_second:,.0f} images per CPU-second "
+        f"(2 free cores ~ {2 * per_cpu_second:,.0f} images/s)"
     )
 
 
