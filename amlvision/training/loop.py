@@ -482,4 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         train(cfg)
     except Interrupted as exc:
         return INTERRUPTED_EXIT.get(exc.signum, 1)
+    except (FileNotFoundError, ValueError) as exc:  # bad data or options: say what, without a traceback
+        log.error("%s", exc)
+        return 2
     return 0

@@ -54,3 +54,21 @@ def _two_threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def fast_run(cifar_packed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real training run of the ``fast`` model on the CIFAR subset (train.py in-process); its outputs/."""
+    from amlvision.training.loop import main
+
+    outputs = tmp_path_factory.mktemp("fast") / "outputs"
+    args = ["--data", str(cifar_packed), "--model", "fast", "--epochs", "2", "--batch-size", "128",
+            "--outputs", str(outputs), "--threads", "2", "--progress", "log"]
+    mp = pytest.MonkeyPatch()
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "AZUREML_RUN_ID"):
+        mp.delenv(name, raising=False)
+    try:
+        assert main(args) == 0
+    finally:
+        mp.undo()
+    return outputs
