@@ -88,12 +88,32 @@ def service() -> ScoringService:
     return _service
 
 
+DRAIN_LIMIT = 1 << 30  # read and discard up to 1 GiB of an oversized body so the client sees the 400
+
+
+def _discard(stream, n: int) -> None:
+    while n > 0:
+        chunk = stream.read(min(n, 1 << 20))
+        if not chunk:
+            return
+        n -= len(chunk)
+
+
 def _read_body(request, limits: Limits) -> bytes:
+    """The request body, refusing one over ``max_body_bytes`` without keeping it in memory.
+
+    An oversized body is still read (and thrown away, up to DRAIN_LIMIT): a server that answers
+    before the client finished sending makes most clients report a connection reset, not the 400.
+    """
     length = request.content_length
+    stream = request.stream
     if length is not None and length > limits.max_body_bytes:
+        if length <= DRAIN_LIMIT:
+            _discard(stream, length)
         raise InputError(f"request body of {length:,} bytes exceeds the limit of {limits.max_body_bytes:,}")
-    body = request.stream.read(limits.max_body_bytes + 1)
+    body = stream.read(limits.max_body_bytes + 1)
     if len(body) > limits.max_body_bytes:
+        _discard(stream, DRAIN_LIMIT)
         raise InputError(f"request body exceeds the limit of {limits.max_body_bytes:,} bytes")
     return body
 

@@ -23,8 +23,13 @@ from amlvision.testing import tiny_model
 from amlvision.testing.datasets import CACHE
 
 # Small limits for the servers under test, so "too large" and "too many" are cheap to send.
-TEST_LIMITS = {"AMLVISION_MAX_IMAGES": "64", "AMLVISION_MAX_IMAGE_BYTES": "200000"}
+TEST_LIMITS = {
+    "AMLVISION_MAX_IMAGES": "64",
+    "AMLVISION_MAX_IMAGE_BYTES": "200000",
+    "AMLVISION_MAX_BODY_BYTES": "4000000",
+}
 MAX_IMAGES = 64
+MAX_BODY_BYTES = 4_000_000
 
 
 @pytest.fixture(scope="session")
@@ -138,6 +143,8 @@ def bad_requests(sample_png: bytes) -> list[BadRequest]:
                    "application/json", f"limit of {MAX_IMAGES}"),
         BadRequest("image too large (base64)", js({"image": b64(big)}), "application/json", "exceeds the limit"),
         BadRequest("image too large (raw)", big, "image/png", "exceeds the limit"),
+        BadRequest("body too large", js({"images": [b64(big[:190_000])] * 30}), "application/json",
+                   f"exceeds the limit of {MAX_BODY_BYTES:,}"),
         BadRequest("decompression bomb", js({"image": b64(bomb)}), "application/json", "decompression bomb"),
         BadRequest("decompression bomb (raw)", bomb, "image/png", "decompression bomb"),
         BadRequest("bad top_k", js({"image": b64(sample_png), "top_k": 0}), "application/json", "top_k"),

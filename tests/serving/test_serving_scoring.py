@@ -15,12 +15,13 @@ from amlvision.inference.decode import decode_image_file
 from amlvision.serving import schema
 from amlvision.serving.limits import Limits
 from amlvision.serving.scoring import ScoringService, find_model_dir
-from tests.serving.conftest import MAX_IMAGES, assert_same_predictions, b64
+from tests.serving.conftest import MAX_BODY_BYTES, MAX_IMAGES, assert_same_predictions, b64
 
 
 @pytest.fixture(scope="module")
 def service(model_dir: Path) -> ScoringService:
-    return ScoringService.load(model_dir, Limits(max_images=MAX_IMAGES, max_image_bytes=200_000))
+    limits = Limits(max_images=MAX_IMAGES, max_image_bytes=200_000, max_body_bytes=MAX_BODY_BYTES)
+    return ScoringService.load(model_dir, limits)
 
 
 def _json(obj: object) -> bytes:
