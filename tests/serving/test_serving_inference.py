@@ -158,3 +158,27 @@ def test_predict_cli_names_a_bad_file_and_exits_2(model_dir, tmp_path):
     done = _predict_cli(str(model_dir), str(bad))
     assert done.returncode == 2
     assert f"{bad}: not a PNG/JPEG/TIFF/BMP file" in done.stderr
+
+
+def test_serving_code_never_imports_torch():
+    # The scoring image has no PyTorch: everything score.py, predict, serve and call import must work without it.
+    code = (
+        "import sys, amlvision.serving.entry, amlvision.commands.predict, amlvision.commands.serve, "
+        "amlvision.commands.call; bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'torchvision', 'sklearn', 'scipy')); print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_scoring_image_pins_match_the_tested_environment():
+    # The container must run the same ONNX Runtime / numpy / Pillow as the tests, or answers could drift.
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    lines = (Path(__file__).resolve().parents[2] / "requirements-score.txt").read_text().splitlines()
+    pins = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+    assert {p.name for p in pins} >= {"onnxruntime", "numpy", "pillow", "azureml-inference-server-http"}
+    for pin in pins:
+        assert pin.specifier.contains(version(pin.name)), f"{pin} but the test environment has {version(pin.name)}"
