@@ -31,6 +31,11 @@ def find_model_dir(root: str | Path | None = None) -> Path:
     if root is None:
         root = os.environ.get("AZUREML_MODEL_DIR") or "outputs"
     root = Path(root)
+    if root.is_dir() and not os.access(root, os.R_OK | os.X_OK):
+        raise PermissionError(
+            f"cannot read {root} as uid {os.getuid()}; make the model folder world-readable (chmod -R a+rX), "
+            "the scoring container does not run as root"
+        )
     if (root / MODEL_FILE).is_file():
         return root
     candidates = sorted(p.parent for depth in ("*", "*/*", "*/*/*") for p in root.glob(f"{depth}/{MODEL_FILE}"))

@@ -7,7 +7,9 @@ with debootstrap because no registry is reachable. Builds are layer-cached, so r
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,18 @@ def test_image_with_the_model_baked_in_serves_without_a_mount(model_dir, test_fi
         assert response.json()["predictions"][0]["label"] == predict_answer[0]["label"]
     finally:
         baked.remove()
+
+
+def test_an_unreadable_model_mount_fails_with_a_clear_log_message(score_image, model_dir, tmp_path):
+    private = tmp_path / "private-model"
+    shutil.copytree(model_dir, private)
+    private.chmod(0o700)  # root-only, like a folder made by mkdtemp
+    failing = docker.run_container(score_image, volumes={private: MODEL_MOUNT})
+    try:
+        deadline = time.monotonic() + 90
+        while failing.inspect()["State"]["Running"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not failing.inspect()["State"]["Running"], "server started without a readable model"
+        assert "make the model folder world-readable" in failing.logs()
+    finally:
+        failing.remove()

@@ -87,6 +87,12 @@ def test_model_dir_is_found_below_azureml_model_dir(model_dir, tmp_path, monkeyp
         find_model_dir()
 
 
+def test_an_unreadable_model_folder_is_reported_as_such(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # as seen by the container's non-root user
+    with pytest.raises(PermissionError, match="make the model folder world-readable"):
+        find_model_dir(tmp_path)
+
+
 def test_schema_is_registered_from_the_loaded_model(service):
     def run(request):  # stands in for score.py's run(): registration is by function identity
         return request
