@@ -235,6 +235,8 @@ def _pack_map(splits, tmp: Path, report: PackReport, *, channels, size, skip_bad
     shapes: set[tuple[int, ...]] = set()
     for split, images in splits:
         names = _png_names(split, images)
+        for folder in {str(Path(name).parent) for name in names}:
+            (tmp / folder).mkdir(parents=True, exist_ok=True)
         entries: list[tuple[str, int]] = []
         total: np.ndarray | None = None
         mixed = False

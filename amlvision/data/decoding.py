@@ -45,7 +45,7 @@ class _Task:
     names: list[str]
     channels: int
     size: tuple[int, int] | None
-    png_out: list[str] | None  # write each image here as PNG (map format)
+    png_out: list[str] | None  # write each image here as PNG (map format); folders must exist
 
 
 def available_cpus() -> int:
@@ -90,8 +90,7 @@ def _one(task: _Task, i: int) -> np.ndarray:
             mode = "L" if arr.shape[2] == 1 else "RGB"
             arr = _to_array(resize(Image.fromarray(arr[:, :, 0] if mode == "L" else arr, mode), task.size))
     if task.png_out is not None:
-        out = Path(task.png_out[i])
-        out.parent.mkdir(parents=True, exist_ok=True)
+        out = Path(task.png_out[i])  # its folder exists: the caller creates folders once, not per file
         if copy_from is not None:
             shutil.copyfile(copy_from, out)
         else:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from amlvision.data.collection import LabeledImages
-from amlvision.data.folders import IMAGE_SUFFIXES, is_image_name
+from amlvision.data.folders import is_image_name
 
 FILE_COLUMN_NAMES = ("file", "filename", "file_name", "image", "image_id", "img", "path", "id", "name", "fname")
 LABEL_COLUMN_NAMES = ("label", "labels", "class", "class_name", "category", "target", "y")
@@ -249,4 +249,4 @@ def is_label_file_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in (".csv", ".tsv", ".txt", ".lst")
 
 
-__all__ = ["IMAGE_SUFFIXES", "LabelFileError", "read_label_file", "read_rows", "sort_labels"]
+__all__ = ["LabelFileError", "is_label_file_name", "read_label_file", "read_rows", "sort_labels"]
