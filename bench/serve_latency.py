@@ -111,8 +111,10 @@ def local_server(entry_script: Path, model_dir: Path):
     env = {**os.environ, **SERVER_ENV, "AZUREML_MODEL_DIR": str(model_dir), "AZUREML_ENTRY_SCRIPT": str(entry_script),
            "AML_APP_ROOT": str(entry_script.parent), "SERVER_PORT": str(port), "HEALTH_PORT": str(port),
            "AML_APP_INSIGHTS_ENABLED": "false", "PYTHONPATH": str(REPO)}  # fmt: skip
-    code = ("import sys; from azureml_inference_server_http import amlserver_linux as s; "
-            "s.run('127.0.0.1', int(sys.argv[1]), 2)")
+    code = (
+        "import sys; from azureml_inference_server_http import amlserver_linux as s; "
+        "s.run('127.0.0.1', int(sys.argv[1]), 2)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(port)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     try:

@@ -47,18 +47,14 @@ def decode_image_bytes(
     if max_bytes is not None and len(data) > max_bytes:
         raise InputError(f"{name}: {len(data):,} bytes exceeds the limit of {max_bytes:,} bytes per image")
     if sniff_format(data) is None:
-        raise InputError(
-            f"{name}: not a {'/'.join(ACCEPTED_FORMATS)} file (starts with {bytes(data[:8])!r})"
-        )
+        raise InputError(f"{name}: not a {'/'.join(ACCEPTED_FORMATS)} file (starts with {bytes(data[:8])!r})")
     try:
         return load_image(data, channels, name=name, max_pixels=max_pixels)
     except ImageReadError as exc:
         raise InputError(str(exc)) from exc
 
 
-def decode_image_file(
-    path: str | Path, *, channels: int, max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
+def decode_image_file(path: str | Path, *, channels: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read and decode a file exactly as a client's upload of the same bytes is decoded."""
     path = Path(path)
     try:

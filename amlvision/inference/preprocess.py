@@ -156,7 +156,7 @@ class PreprocessConfig:
         if low < 0.0 or high > 255.0:
             raise InputError(
                 f"'data' values range from {low:g} to {high:g}, outside 0-255 pixel units; "
-                "send raw pixels, or set \"normalized\": true if you already applied (pixel - mean) / std"
+                'send raw pixels, or set "normalized": true if you already applied (pixel - mean) / std'
             )
         return self.normalise(np.ascontiguousarray(array))
 
@@ -164,7 +164,7 @@ class PreprocessConfig:
         if layout is not None:
             layout = str(layout).upper()
             if layout not in ("NCHW", "NHWC"):
-                raise InputError(f"'layout' must be \"NCHW\" or \"NHWC\", got {layout!r}")
+                raise InputError(f'\'layout\' must be "NCHW" or "NHWC", got {layout!r}')
             return layout
         c = self.channels
         nchw, nhwc = shape[1] == c, shape[3] == c

@@ -61,7 +61,7 @@ def parse_body(
 ) -> ParsedRequest:
     if not body:
         raise InputError(
-            "empty request body: POST JSON with \"data\", \"image\" or \"images\", or raw image bytes "
+            'empty request body: POST JSON with "data", "image" or "images", or raw image bytes '
             "with Content-Type image/png (or image/jpeg, image/tiff, image/bmp)"
         )
     if len(body) > limits.max_body_bytes:
@@ -83,8 +83,8 @@ def _parse_json(body: bytes, preprocess: PreprocessConfig, limits: Limits, n_cla
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(
-            f"request body is not valid JSON ({exc}); send a JSON object with \"data\", \"image\" or "
-            "\"images\", or raw image bytes with an image/* Content-Type"
+            f'request body is not valid JSON ({exc}); send a JSON object with "data", "image" or '
+            '"images", or raw image bytes with an image/* Content-Type'
         ) from None
     if not isinstance(document, dict):
         raise InputError(f"request JSON must be an object, got {type(document).__name__}")
@@ -93,9 +93,7 @@ def _parse_json(body: bytes, preprocess: PreprocessConfig, limits: Limits, n_cla
         raise InputError(f"unknown field(s) {unknown}; allowed: {list(JSON_KEYS + OPTION_KEYS)}")
     given = [k for k in JSON_KEYS if k in document]
     if len(given) != 1:
-        raise InputError(
-            f"request JSON needs exactly one of \"data\", \"image\", \"images\"; got {given or 'none'}"
-        )
+        raise InputError(f'request JSON needs exactly one of "data", "image", "images"; got {given or "none"}')
     top_k = parse_top_k(document["top_k"], "'top_k'", n_classes) if "top_k" in document else None
     key = given[0]
     if key != "data" and ("layout" in document or "normalized" in document):
@@ -131,9 +129,7 @@ def _array_input(document: dict, preprocess: PreprocessConfig, limits: Limits) -
         raise InputError(f"'normalized' must be true or false, got {normalized!r}")
     model_input = preprocess.array_to_input(data, layout=document.get("layout"), normalized=normalized)
     if len(model_input) > limits.max_images:
-        raise InputError(
-            f"'data' holds {len(model_input)} images, over the limit of {limits.max_images} per request"
-        )
+        raise InputError(f"'data' holds {len(model_input)} images, over the limit of {limits.max_images} per request")
     return model_input
 
 

@@ -54,6 +54,7 @@ def register(run: Callable, predictor: Predictor) -> None:
         input_schema("normalized", StandardPythonParameterType(False), optional=True),
         output_schema(StandardPythonParameterType(example_output)),
     ]
+
     # inference-schema keys schemas by the innermost function's module and name, and lists that
     # function's own arguments as inputs too. Decorating a stand-in with run's identity but the
     # request fields as arguments publishes exactly the JSON fields, not run()'s flask request.

@@ -81,7 +81,10 @@ def init(model_dir: str | Path | None = None) -> ScoringService:
     _service = ScoringService.load(model_dir)
     p = _service.predictor
     logger.info(
-        "amlvision: loaded %s (%d classes, input %s), limits %s", p.model_dir, len(p.labels), p.preprocess.chw,
+        "amlvision: loaded %s (%d classes, input %s), limits %s",
+        p.model_dir,
+        len(p.labels),
+        p.preprocess.chw,
         _service.limits,
     )
     return _service
@@ -129,8 +132,10 @@ def respond(request):
 
     if request.method != "POST":
         return AMLResponse(
-            {"message": "POST a JSON body ({\"data\"|\"image\"|\"images\": ...}) or raw image bytes to /score; "
-             "GET /swagger.json describes the schema"},
+            {
+                "message": 'POST a JSON body ({"data"|"image"|"images": ...}) or raw image bytes to /score; '
+                "GET /swagger.json describes the schema"
+            },
             405,
             json_str=True,
         )

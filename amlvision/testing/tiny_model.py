@@ -75,8 +75,9 @@ def train_tiny_model(train_dir: str | Path, out_dir: str | Path, epochs: int = 5
     out = Path(out_dir)
     export_onnx(model, out, classes, preprocess, check_inputs=x[:64])
     torch.save(model.state_dict(), out / "model.pt")
-    (out / "tiny_model.json").write_text(json.dumps({"builder": "amlvision.testing.tiny_model:build_tiny_cnn",
-                                                      "n_classes": len(classes)}))
+    (out / "tiny_model.json").write_text(
+        json.dumps({"builder": "amlvision.testing.tiny_model:build_tiny_cnn", "n_classes": len(classes)})
+    )
     return out
 
 
