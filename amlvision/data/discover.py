@@ -120,14 +120,18 @@ def _split_folders(folder: Path) -> dict[str, Path]:
 
 
 def _top_label_files(folder: Path) -> list[Path]:
-    return [
-        folder / name
-        for name in sorted(os.listdir(folder))
-        if (folder / name).is_file()
-        and is_label_file_name(name)
-        and not name.lower().startswith(("readme", "license"))
-        and name != CLASS_NAMES_FILE
-    ]
+    """Label files found without being named: ``*.csv``/``*.tsv``, or any text file with "label" in its name.
+
+    Other ``.txt`` files (notes, class lists) are not guessed at; pass them with ``labels_file=``.
+    """
+    found = []
+    for name in sorted(os.listdir(folder)):
+        lowered = name.lower()
+        if not (folder / name).is_file() or not is_label_file_name(name) or name == CLASS_NAMES_FILE:
+            continue
+        if lowered.endswith((".csv", ".tsv")) or "label" in lowered:
+            found.append(folder / name)
+    return found
 
 
 def open_collection(

@@ -52,6 +52,7 @@ def test_class_tree_without_splits_and_non_images_reported(cifar_subset: Path, t
     for name in ("cat", "dog"):
         shutil.copytree(cifar_subset / "test" / name, root / name)
     (root / "dog" / "notes.txt").write_text("not an image")
+    (root / "notes.txt").write_text("class notes: not a label file")  # must not be taken for one
     (root / "stray.png").write_bytes((root / "cat" / sorted(p.name for p in (root / "cat").iterdir())[0]).read_bytes())
     splits = open_collection(root)
     assert list(splits) == ["all"]
@@ -60,6 +61,7 @@ def test_class_tree_without_splits_and_non_images_reported(cifar_subset: Path, t
     reasons = dict(images.skipped)
     assert reasons[str(root / "dog" / "notes.txt")] == "not an image file (by suffix)"
     assert "not inside a class folder" in reasons[str(root / "stray.png")]
+    assert "not inside a class folder" in reasons[str(root / "notes.txt")]
 
 
 def test_kaggle_sample_headerless_file_names(kaggle_sample: Path) -> None:
