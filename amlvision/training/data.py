@@ -88,13 +88,13 @@ def detect_channels(data: str | Path) -> int:
 
 
 def download_cifar10() -> Path:
-    """The official CIFAR-10 python batches via ``amlvision download cifar10`` (offline: its error explains)."""
+    """The official CIFAR-10 python archive via ``amlvision download cifar10`` (md5-verified; offline it explains)."""
+    from amlvision.data.download import DownloadError, fetch
+
     try:
-        from amlvision.download import download_cifar10 as fetch
-    except ImportError as exc:
-        raise RuntimeError("--data cifar10 needs amlvision.download (amlvision download cifar10); "
-                           "pass --data PATH to a local copy instead") from exc
-    return Path(fetch())
+        return Path(fetch("cifar10"))
+    except DownloadError as exc:
+        raise ValueError(f"--data cifar10: {exc}") from exc
 
 
 def resolve_packed(cfg: TrainConfig, data: Path) -> Path:
