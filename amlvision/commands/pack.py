@@ -1,6 +1,6 @@
 """Pack an image source into CNTK Text Format (ctf), a CNTK map-file folder (map) or the packed format.
 
-SRC is a class-folder tree, split folders (train/ test/), a label file, a CNTK map file, the CIFAR-10
+SRC is a class-folder tree, split folders (train/ test/), a label file, a CNTK map file, CTF files, the CIFAR-10
 python batches, or an archive (.tar, .tar.gz, .tgz, .zip) of any of these. The output folder is
 written atomically: it appears only when complete. See docs/data.md.
 """
@@ -14,7 +14,7 @@ from amlvision.data.cli_options import add_source_options, source_options
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", metavar="SRC", help="source folder, label file, map file or archive")
+    parser.add_argument("src", metavar="SRC", help="source folder, label file, map file, CTF file or archive")
     parser.add_argument("--to", required=True, choices=("ctf", "map", "packed"), help="output format")
     parser.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
     parser.add_argument("--size", help="resize every image to HxW (bilinear), e.g. 32x32; needed for mixed sizes")
