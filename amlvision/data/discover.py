@@ -122,12 +122,15 @@ def _split_folders(folder: Path) -> dict[str, Path]:
 def _top_label_files(folder: Path) -> list[Path]:
     """Label files found without being named: ``*.csv``/``*.tsv``, or any text file with "label" in its name.
 
-    Other ``.txt`` files (notes, class lists) are not guessed at; pass them with ``labels_file=``.
+    Other ``.txt`` files (notes, class lists) are not guessed at; pass them with ``labels_file=``. Kaggle's
+    ``sampleSubmission.csv`` (placeholder labels for the unlabelled ``test/``) is never taken for labels.
     """
     found = []
     for name in sorted(os.listdir(folder)):
         lowered = name.lower()
         if not (folder / name).is_file() or not is_label_file_name(name) or name == CLASS_NAMES_FILE:
+            continue
+        if "submission" in lowered:  # Kaggle's sampleSubmission.csv holds placeholder labels, not truth
             continue
         if lowered.endswith((".csv", ".tsv")) or "label" in lowered:
             found.append(folder / name)

@@ -79,7 +79,13 @@ def test_kaggle_header_with_ids_without_extension(kaggle_copy: Path) -> None:
     (kaggle_copy / "trainLabels.csv").write_text(
         "id,label\n" + "".join(f"{name.removesuffix('.png')},{label}\n" for name, label in rows)
     )
-    images = open_collection(kaggle_copy)["train"]
+    # The real Kaggle folder also has an unlabelled test/ and placeholder labels for it.
+    (kaggle_copy / "test").mkdir()
+    shutil.copy(kaggle_copy / "train" / "1.png", kaggle_copy / "test" / "1.png")
+    (kaggle_copy / "sampleSubmission.csv").write_text("id,label\n1,cat\n")
+    splits = open_collection(kaggle_copy)
+    assert list(splits) == ["train"]
+    images = splits["train"]
     assert [p.name for p in images.paths] == [name for name, _ in rows]
     assert [images.class_names[k] for k in images.labels] == [label for _, label in rows]
     assert images.sources[0].endswith("trainLabels.csv:2")  # line numbers count the header
