@@ -133,16 +133,26 @@ def _looks_like_header(cells: list[str], file_col: int, label_col: int) -> bool:
     return any(cell in known for cell in picked)
 
 
-def _image_folder(base: Path, first_cells: list[str], file_col: int, file_suffix: str | None) -> Path:
-    """The folder whose files the label file names: ``base`` or one of its sub-folders (``train/``)."""
-    candidates = [base] + [base / d for d in sorted(os.listdir(base)) if (base / d).is_dir() and not d.startswith(".")]
-    for cells in first_cells:
-        if file_col >= len(cells):
-            continue
-        for folder in candidates:
-            if _Resolver(folder, file_suffix).resolve(cells[file_col]) is not None:
-                return folder
-    return base
+def _image_folder(
+    base: Path, sample: list[list[str]], file_col: int, file_suffix: str | None, label_file: Path
+) -> Path:
+    """The folder whose files the label file names: ``base`` or one of its sub-folders (Kaggle's ``train/``).
+
+    The folder where most of the sampled rows resolve wins; on a tie, a folder whose name starts the
+    label file's name (``train/`` for ``trainLabels.csv``), then ``base``. Kaggle's ``train/`` and
+    ``test/`` both hold ``1.png``, so resolving alone cannot decide.
+    """
+    subdirs = [base / d for d in sorted(os.listdir(base)) if (base / d).is_dir() and not d.startswith(".")]
+    stem = label_file.stem.lower()
+
+    def score(folder: Path) -> tuple[int, int, int]:
+        resolver = _Resolver(folder, file_suffix)
+        hits = sum(1 for cells in sample if file_col < len(cells) and resolver.resolve(cells[file_col]) is not None)
+        named = int(folder != base and stem.startswith(folder.name.lower()))
+        return hits, named, int(folder == base)
+
+    best = max([base, *subdirs], key=score)
+    return best if score(best)[0] else base
 
 
 def sort_labels(labels: set[str]) -> list[str]:
@@ -187,7 +197,7 @@ def read_label_file(
     file_col = _column(file_column, header, FILE_COLUMN_NAMES, 0, "file", path)
     label_col = _column(label_column, header, LABEL_COLUMN_NAMES, 1 if file_col != 1 else 0, "label", path)
     base = Path(image_root) if image_root else path.parent
-    folder = _image_folder(base, [cells for _, cells in body[:5]], file_col, file_suffix)
+    folder = _image_folder(base, [cells for _, cells in body[:20]], file_col, file_suffix, path)
     if detect and not has_header and len(body) > 1:
         # A first row that names no image while the next one does is an unrecognised header row.
         probe = _Resolver(folder, file_suffix)

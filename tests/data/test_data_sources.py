@@ -80,8 +80,7 @@ def test_kaggle_header_with_ids_without_extension(kaggle_copy: Path) -> None:
         "id,label\n" + "".join(f"{name.removesuffix('.png')},{label}\n" for name, label in rows)
     )
     # The real Kaggle folder also has an unlabelled test/ and placeholder labels for it.
-    (kaggle_copy / "test").mkdir()
-    shutil.copy(kaggle_copy / "train" / "1.png", kaggle_copy / "test" / "1.png")
+    shutil.copytree(kaggle_copy / "train", kaggle_copy / "test")  # same ids as train/: only the name decides
     (kaggle_copy / "sampleSubmission.csv").write_text("id,label\n1,cat\n")
     splits = open_collection(kaggle_copy)
     assert list(splits) == ["train"]
