@@ -181,10 +181,12 @@ def _as_float32(data: object) -> np.ndarray:
     else:
         try:
             array = np.asarray(data)
-        except ValueError as exc:  # ragged nesting
+        except (ValueError, OverflowError) as exc:  # ragged nesting, numbers beyond any dtype
             raise InputError(f"'data' is not a rectangular array of numbers ({exc})") from exc
     if array.dtype == object:
-        raise InputError("'data' is not a rectangular array of numbers (rows of different lengths?)")
+        raise InputError(
+            "'data' is not a rectangular array of numbers (rows of different lengths, or numbers out of range?)"
+        )
     if array.dtype.kind not in "iuf":
         kind = {"b": "booleans", "U": "strings", "S": "bytes"}.get(array.dtype.kind, str(array.dtype))
         raise InputError(f"'data' must hold numbers (float32 pixel values), got {kind}")

@@ -81,7 +81,7 @@ def parse_body(
 def _parse_json(body: bytes, preprocess: PreprocessConfig, limits: Limits, n_classes: int) -> ParsedRequest:
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InputError(
             f'request body is not valid JSON ({exc}); send a JSON object with "data", "image" or '
             '"images", or raw image bytes with an image/* Content-Type'

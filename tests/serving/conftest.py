@@ -116,6 +116,8 @@ def bad_requests(sample_png: bytes) -> list[BadRequest]:
     assert len(big) > 200_000 and len(bomb) < 200_000
     return [
         BadRequest("malformed json", b'{"image": "abc', "application/json", "not valid JSON"),
+        BadRequest("json nested too deeply", b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json",
+                   "not valid JSON"),
         BadRequest("json not an object", js([1, 2, 3]), "application/json", "must be an object"),
         BadRequest("no input field", js({"top_k": 2}), "application/json", "exactly one of"),
         BadRequest("unknown field", js({"image": b64(sample_png), "colour": 1}), "application/json", "unknown field"),
@@ -133,6 +135,8 @@ def bad_requests(sample_png: bytes) -> list[BadRequest]:
         BadRequest("array ragged", js({"data": [[[1.0, 2.0], [3.0]]]}), "application/json", "rectangular"),
         BadRequest("array of strings", js({"data": [[["a"] * 32] * 32] * 3}), "application/json",
                    "must hold numbers"),
+        BadRequest("array beyond float range", js({"data": good_pixels.tolist()}).replace(b"0.0", b"1e400", 1),
+                   "application/json", "NaN or infinite"),
         BadRequest("array of booleans", js({"data": [[[True] * 32] * 32] * 3}), "application/json",
                    "must hold numbers"),
         BadRequest("array out of pixel range", js({"data": (good_pixels - 5).tolist()}), "application/json",
