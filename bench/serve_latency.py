@@ -175,6 +175,8 @@ def main() -> int:
         results.append(baseline)
 
     print(f"scoring image {image}: {size / 1e6:.0f} MB (goal <= 400 MB)")
+    load = os.getloadavg()
+    print(f"load average during the run: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min); other work skews the figures")
     print(f"model: {model_dir}  image: 32x32 PNG ({len(png)} bytes)  batch: {args.batch}  cores: {os.cpu_count()}")
     header = (f"{'target':38} {'p50 b64':>8} {'p99 b64':>8} {'p50 arr':>8} {'p99 arr':>8}   images/s single c1/c4/c16"
               f"   images/s batched c1/c4/c16")  # fmt: skip
@@ -188,7 +190,7 @@ def main() -> int:
         for r in results[:-1]:
             ratio_p50 = baseline["p50_b64"] / r["p50_b64"]
             ratio_tp = r["batch_c16"] / baseline["batch_c16"]
-            print(f"{r['target']} vs PyTorch baseline: p50 latency {ratio_p50:.2f}x faster, "
+            print(f"{r['target']} vs PyTorch baseline: p50 latency speed-up {ratio_p50:.2f}x, "
                   f"batched throughput (16 clients) {ratio_tp:.2f}x")  # fmt: skip
     best = results[0]
     batched_best = max(best[f"batch_c{c}"] for c in (1, 4, 16))
