@@ -16,7 +16,7 @@ from pathlib import Path
 from amlvision.inference.errors import InputError
 from amlvision.inference.predictor import Predictor
 from amlvision.serving.limits import Limits
-from amlvision.serving.payload import is_raw_image, parse_body, parse_top_k
+from amlvision.serving.payload import parse_body, parse_top_k
 
 logger = logging.getLogger("amlvision.serving")
 MODEL_FILE = "model.onnx"
@@ -149,4 +149,4 @@ def respond(request):
     return AMLResponse(result, 200, json_str=True)
 
 
-__all__ = ["ScoringService", "find_model_dir", "init", "is_raw_image", "respond", "service"]
+__all__ = ["ScoringService", "find_model_dir", "init", "respond", "service"]
