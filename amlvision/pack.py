@@ -17,6 +17,7 @@ Output layouts (see docs/data.md):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -428,9 +429,24 @@ def ensure_packed(
     out = base / f"{_safe(src.name)}-{key}"
     if packed.is_packed(out):
         return out
-    try:
-        pack(src, "packed", out, size=size, channels=channels, **collection_options)
-    except (FileExistsError, OSError):
-        if not packed.is_packed(out):  # not a lost race with a concurrent pack of the same source
-            raise
+    base.mkdir(parents=True, exist_ok=True)
+    with _exclusive(base / f".{out.name}.lock"):  # ranks of one job pack once; the others wait, then reuse
+        if not packed.is_packed(out):
+            pack(src, "packed", out, size=size, channels=channels, overwrite=out.exists(), **collection_options)
     return out
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """An inter-process lock (``flock``; a no-op where the platform has none)."""
+    with open(lock_path, "a") as fh:
+        try:
+            import fcntl
+        except ImportError:  # Windows: concurrent packs still end atomically, just not once
+            yield
+            return
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -236,3 +236,32 @@ def test_map_reencodes_converted_images_and_copies_untouched_pngs(kaggle_sample:
     assert Image.open(gray.paths[0]).mode == "L" and Image.open(gray.paths[0]).size == (16, 16)
     np.testing.assert_array_equal(np.stack([gray.load(i, channels=1) for i in range(len(gray))]), want)
     assert read_mean_file(tmp_path / "gray" / "train_mean.xml").shape == (16, 16, 1)
+
+
+_RANK = """
+import sys, time
+import amlvision.pack as p
+original = p.pack
+def counted(*args, **kwargs):
+    print("packing", flush=True)
+    time.sleep(1.0)  # long enough for the other process to arrive while this one packs
+    return original(*args, **kwargs)
+p.pack = counted
+print(p.ensure_packed(sys.argv[1], cache_dir=sys.argv[2]), flush=True)
+"""
+
+
+def test_concurrent_ensure_packed_packs_once(kaggle_sample: Path, tmp_path: Path) -> None:
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RANK, str(kaggle_sample), str(tmp_path / "cache")],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [rank.communicate(timeout=120)[0].split() for rank in ranks]
+    assert all(rank.returncode == 0 for rank in ranks)
+    assert sum(out.count("packing") for out in outputs) == 1
+    assert outputs[0][-1] == outputs[1][-1] and is_packed(outputs[0][-1])
+    assert not [p for p in (tmp_path / "cache").iterdir() if ".partial-" in p.name]
