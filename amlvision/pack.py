@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from amlvision.data.archives import cache_root
 from amlvision.data.collection import LabeledImages
 from amlvision.data.decoding import decode_chunks
 from amlvision.data.discover import open_collection
+from amlvision.data.partial import make_partial
 from amlvision.mapfile import write_class_names, write_map_file, write_mean_file
 
 FORMATS = ("ctf", "map", "packed")
@@ -283,7 +283,7 @@ def _atomic_dir(out: Path, overwrite: bool, fill) -> None:
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    tmp = make_partial(out)
     try:
         fill(tmp)
         if out.exists():

@@ -18,12 +18,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from amlvision.data.partial import make_partial
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "amlvision-packed"
@@ -124,7 +125,7 @@ class PackedWriter:
         if self.out_dir.exists() and not self.overwrite:
             raise FileExistsError(f"{self.out_dir} already exists (use overwrite to replace it)")
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.partial-", dir=self.out_dir.parent))
+        self._tmp = make_partial(self.out_dir)
         return self
 
     def add(self, split: str, images: np.ndarray, labels: np.ndarray) -> None:

@@ -13,9 +13,10 @@ import hashlib
 import os
 import shutil
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
+
+from amlvision.data.partial import make_partial
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".tar.bz2", ".tar.xz")
 
@@ -84,7 +85,7 @@ def extract_cached(archive: str | Path, cache_dir: str | Path | None = None) -> 
     dest = base / f"{archive_stem(archive)}-{file_key(archive)}"
     if not dest.is_dir():
         base.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=base))
+        tmp = make_partial(dest)
         try:
             _extract_into(archive, tmp)
             try:

@@ -105,6 +105,11 @@ def test_killed_writer_leaves_no_complete_looking_output(tmp_path: Path) -> None
     partial = [p for p in tmp_path.iterdir() if p.name.startswith(".out.partial-")]
     assert len(partial) == 1 and (partial[0] / "train.images.u8").stat().st_size > 0  # killed mid-write
     assert not out.exists() and not is_packed(partial[0])
+    # The next write of the same output clears the dead process's leftovers; a live one's are kept.
+    live = tmp_path / f".out.partial-{partial[0].name.split('-')[1]}-{os.getpid()}-mine"
+    live.mkdir()
+    write_packed(out, {"train": (np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1))}, ["a", "b"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "out"])
 
 
 def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
