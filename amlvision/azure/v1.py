@@ -9,6 +9,7 @@ node and process counts, the conda file every target shares).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,19 @@ AZUREML_BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 FRAMEWORKS = ("Python", "PyTorch")
 BACKENDS = ("nccl", "gloo")
 LOCAL_TARGETS = ("local", "docker")
+
+
+class _DropFieldDeprecations(logging.Filter):
+    """azureml-core warns on every read of ``docker.enabled``/``sharedVolumes``/``shmSize``, fields a
+    RunConfiguration file still uses for the local Docker target; drop only those repeated notes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("is deprecated" in message or "is no longer necessary" in message)
+
+
+for _name in ("azureml.core.environment", "azureml.core.runconfig"):
+    logging.getLogger(_name).addFilter(_DropFieldDeprecations())
 
 
 def runconfig_path(project: Path, name: str) -> Path:

@@ -48,6 +48,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from amlvision.azure.errors import AzureConfigError
     from amlvision.submit.command_line import SubmitError
+    from amlvision.submit.images import ImageBuildError
 
     train_args = list(args.train_args)
     if train_args and train_args[0] == "--":
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         if args.target == "azure":
             return _azure(args, runconfig, train_args)
         return _run_here(args, runconfig, train_args)
-    except (AzureConfigError, SubmitError) as err:
+    except (AzureConfigError, SubmitError, ImageBuildError) as err:
         print(f"amlvision submit: {err}", file=sys.stderr)
         return 2
 

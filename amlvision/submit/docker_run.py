@@ -46,6 +46,7 @@ def run_docker(project: Path, runconfig: str = "docker", train_args: list[str] |
     rc = load_run_configuration(project, runconfig)
     if not rc.environment.docker.enabled:
         raise SubmitError(f"run configuration {runconfig!r} does not enable Docker (environment.docker.enabled)")
+    train_command(rc, train_args, "outputs", nproc_per_node)  # refuse bad arguments before a long build
     tag = ensure_training_image(project, base_image=base_image, wheelhouse=wheelhouse)
     record = new_run(project, "docker", runconfig)
     record.details.update(image=tag, base_image=base_image, nproc_per_node=nproc_per_node)

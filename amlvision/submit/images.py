@@ -54,6 +54,13 @@ def _base_image_id(base_image: str) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
+def _pull(image: str) -> None:
+    result = subprocess.run(["docker", "pull", image], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ImageBuildError(f"base image {image} is not here and cannot be pulled ({result.stderr.strip()}); build "
+                              "one with scripts/build-base-image.sh and pass --base-image amlvision/base:bookworm")
+
+
 def image_exists(tag: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0
 
@@ -106,6 +113,8 @@ def ensure_training_image(
 ) -> str:
     """Return the tag of the training image, building it first unless an identical one exists."""
     project = project.resolve()
+    if not _base_image_id(base_image):
+        _pull(base_image)  # so the tag below already knows the base image's id
     pip_options_key = "wheelhouse" if wheelhouse else ""
     tag = image_tag(project, base_image, pip_options_key)
     if image_exists(tag) and not force:
@@ -145,5 +154,10 @@ def _docker_build(context: Path, tag: str, base_image: str, pip_options: str, lo
     for line in proc.stdout:
         tail = (tail + [line.rstrip()])[-40:]
     if proc.wait() != 0:
-        raise ImageBuildError(f"docker build of {tag} failed (exit {proc.returncode}):\n" + "\n".join(tail))
+        hint = ""
+        unreachable = ("Could not fetch URL", "No matching distribution")
+        if not pip_options and any(marker in line for line in tail for marker in unreachable):
+            hint = ("\nNo package index was reachable from inside the build: prepare a wheel folder on this machine "
+                    "and pass --wheelhouse (see docs/azure.md, 'How the training image gets its packages').")
+        raise ImageBuildError(f"docker build of {tag} failed (exit {proc.returncode}):\n" + "\n".join(tail) + hint)
     log(f"built {tag}")
