@@ -50,8 +50,13 @@ class TrainingData:
     stats_source: Any = None  # the training split, un-augmented, in file order (normalisation, whitening)
 
 
-def transforms_config(cfg: TrainConfig, image_shape: tuple[int, int, int]) -> list[dict[str, Any]]:
-    """CNTK ``crop`` / ``scale`` transforms for the reader (empty when the vectorised path suffices)."""
+def transforms_config(cfg: TrainConfig, image_shape: tuple[int, int, int], always_scale: bool = False
+                      ) -> list[dict[str, Any]]:
+    """CNTK ``crop`` / ``scale`` transforms for the reader (empty when the vectorised path suffices).
+
+    ``always_scale``: the image reader decodes files of any size and mode, so its ``scale`` transform
+    always fixes the model's size and channel count.
+    """
     channels, height, width = image_shape
     if cfg.scale:
         width, height = cfg.scale
@@ -59,7 +64,7 @@ def transforms_config(cfg: TrainConfig, image_shape: tuple[int, int, int]) -> li
     if cfg.crop_type != "none":
         transforms.append({"type": "crop", "crop_type": cfg.crop_type, "side_ratio": cfg.side_ratio,
                            "jitter_type": cfg.jitter_type, "hflip": cfg.flip})
-    if transforms or cfg.scale:
+    if transforms or cfg.scale or always_scale:
         transforms.append({"type": "scale", "width": width, "height": height, "channels": channels,
                            "interpolations": cfg.interpolations})
     return transforms
@@ -184,7 +189,11 @@ def load_training_data(cfg: TrainConfig, *, rank: int = 0, world_size: int = 1, 
 
         collection = open_collection(data)
         splits, checksum = list(collection), source_fingerprint(data)[:16]
-        class_names = next(iter(collection.values())).class_names
+        first = next(iter(collection.values()))
+        class_names = first.class_names
+        channels = cfg.channels or detect_channels(data)
+        height, width = first.load(0, channels).shape[:2]
+        image_shape = (channels, height, width)
         labels_of = lambda split: collection[split].labels  # noqa: E731
     else:
         from amlvision.pack import source_fingerprint
@@ -218,9 +227,9 @@ def load_training_data(cfg: TrainConfig, *, rank: int = 0, world_size: int = 1, 
     common = {"seed": cfg.seed, "device": device, "class_names": class_names}
     if cfg.reader == "image":
         common["num_workers"] = cfg.workers
-    probe = make_source(cfg.reader, data, train_split, train=False, **common)
-    image_shape = tuple(probe.image_shape)
-    transforms = transforms_config(cfg, image_shape)
+    if image_shape is None:
+        image_shape = tuple(make_source(cfg.reader, data, train_split, train=False, **common).image_shape)
+    transforms = transforms_config(cfg, image_shape, always_scale=cfg.reader == "image")
     if cfg.scale:
         image_shape = (image_shape[0], cfg.scale[1], cfg.scale[0])
     train = make_source(cfg.reader, data, train_split, train=True, transforms=transforms or None,
