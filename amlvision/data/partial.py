@@ -45,8 +45,20 @@ def remove_dead_partials(out: Path) -> list[Path]:
     return removed
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def make_partial(out: Path) -> Path:
-    """A new empty partial folder for ``out`` (after clearing dead ones)."""
+    """A new empty partial folder for ``out`` (after clearing dead ones), with ordinary permissions.
+
+    ``mkdtemp`` makes 0700 folders; the finished output is renamed, not copied, so it would stay
+    unreadable to other users and to containers running as another user. It gets 0777 minus umask.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_partials(out)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{_host()}-{os.getpid()}-", dir=out.parent))
+    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{_host()}-{os.getpid()}-", dir=out.parent))
+    folder.chmod(0o777 & ~_umask())
+    return folder

@@ -77,6 +77,16 @@ def test_writer_rejects_wrong_shapes_and_labels(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # temporary folders removed too
 
 
+def test_output_folder_has_ordinary_permissions(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        write_packed(tmp_path / "p", {"train": (np.zeros((1, 2, 2, 3), np.uint8), np.zeros(1))}, CLASSES)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "p").stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700: others may read it
+    assert (tmp_path / "p" / "manifest.json").stat().st_mode & 0o777 == 0o644
+
+
 def test_exception_inside_writer_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), PackedWriter(tmp_path / "out", CLASSES, (2, 2, 3)) as writer:
         writer.add("train", np.zeros((3, 2, 2, 3), np.uint8), np.zeros(3))

@@ -170,7 +170,8 @@ def _cifar_batches(cifar_subset: Path, folder: Path) -> tuple[dict, dict]:
     return arrays, splits
 
 
-def test_cifar_python_batches_pixel_exact(cifar_subset: Path, tmp_path: Path) -> None:
+def test_cifar_python_batches_pixel_exact(cifar_subset: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AMLVISION_CACHE", str(tmp_path / "cache"))  # the archive is extracted there
     folder = tmp_path / "cifar-10-batches-py"
     arrays, _ = _cifar_batches(cifar_subset, folder)
     assert sorted(p.name for p in folder.iterdir()) == [
