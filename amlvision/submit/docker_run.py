@@ -13,7 +13,7 @@ from pathlib import Path
 
 from amlvision.azure.v1 import load_run_configuration
 from amlvision.submit.command_line import SubmitError, train_command
-from amlvision.submit.images import DEFAULT_BASE_IMAGE, ensure_training_image
+from amlvision.submit.images import DEFAULT_BASE_IMAGE, IMAGE_REPOSITORY, ensure_training_image
 from amlvision.submit.runs import RunRecord, new_run, stream_process
 
 # Passed through to the container when set here (thread counts matter on shared machines).
@@ -47,7 +47,9 @@ def run_docker(project: Path, runconfig: str = "docker", train_args: list[str] |
     if not rc.environment.docker.enabled:
         raise SubmitError(f"run configuration {runconfig!r} does not enable Docker (environment.docker.enabled)")
     train_command(rc, train_args, "outputs", nproc_per_node)  # refuse bad arguments before a long build
-    tag = ensure_training_image(project, base_image=base_image, wheelhouse=wheelhouse)
+    # docker.compute's baseDockerImage names the image repository; the tag is the content hash.
+    repository = (rc.environment.docker.base_image or IMAGE_REPOSITORY).split(":")[0]
+    tag = ensure_training_image(project, base_image=base_image, wheelhouse=wheelhouse, repository=repository)
     record = new_run(project, "docker", runconfig)
     record.details.update(image=tag, base_image=base_image, nproc_per_node=nproc_per_node)
     env = {k: str(v) for k, v in (rc.environment.environment_variables or {}).items()}

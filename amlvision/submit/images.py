@@ -37,14 +37,14 @@ class ImageBuildError(RuntimeError):
     """docker build failed; the message ends with the build log's last lines."""
 
 
-def image_tag(project: Path, base_image: str, pip_options: str = "") -> str:
+def image_tag(project: Path, base_image: str, pip_options: str = "", repository: str = IMAGE_REPOSITORY) -> str:
     digest = hashlib.sha256()
     for part in (DOCKERFILE, PIP_LIST_SCRIPT, CONDA_FILE):
         digest.update((project / part).read_bytes())
     digest.update(base_image.encode())
     digest.update(_base_image_id(base_image).encode())
     digest.update(pip_options.encode())
-    return f"{IMAGE_REPOSITORY}:{digest.hexdigest()[:12]}"
+    return f"{repository}:{digest.hexdigest()[:12]}"
 
 
 def _base_image_id(base_image: str) -> str:
@@ -110,13 +110,14 @@ def ensure_training_image(
     wheelhouse: Path | None = None,
     force: bool = False,
     log: Callable[[str], None] = print,
+    repository: str = IMAGE_REPOSITORY,
 ) -> str:
     """Return the tag of the training image, building it first unless an identical one exists."""
     project = project.resolve()
     if not _base_image_id(base_image):
         _pull(base_image)  # so the tag below already knows the base image's id
     pip_options_key = "wheelhouse" if wheelhouse else ""
-    tag = image_tag(project, base_image, pip_options_key)
+    tag = image_tag(project, base_image, pip_options_key, repository)
     if image_exists(tag) and not force:
         return tag
     with tempfile.TemporaryDirectory(prefix="amlvision-train-context-") as context:
@@ -131,13 +132,13 @@ def ensure_training_image(
             with serve_folder(wheelhouse, gateway) as url:
                 options = f"--no-index --find-links {url} --trusted-host {gateway}"
                 _docker_build(Path(context), tag, base_image, options, log)
-    _remove_older_images(tag)
+    _remove_older_images(repository, tag)
     return tag
 
 
-def _remove_older_images(keep: str) -> None:
+def _remove_older_images(repository: str, keep: str) -> None:
     """Untag earlier training images (each is several GB) once a new one is built."""
-    listed = subprocess.run(["docker", "images", IMAGE_REPOSITORY, "--format", "{{.Repository}}:{{.Tag}}"],
+    listed = subprocess.run(["docker", "images", repository, "--format", "{{.Repository}}:{{.Tag}}"],
                             capture_output=True, text=True).stdout.split()
     for old in listed:
         if old != keep and not old.endswith(":<none>"):

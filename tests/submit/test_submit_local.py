@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from amlvision.azure.v1 import load_run_configuration
+from amlvision.submit import images
 from amlvision.submit.command_line import SubmitError, train_command
 from amlvision.submit.docker_run import data_mounts
 
@@ -74,3 +79,42 @@ def test_train_command_and_data_mounts(tmp_path: Path) -> None:
     data.mkdir()
     mounts = data_mounts(["--data", str(data), f"--config={data}", "relative/path", str(REPO / "train.py")], REPO)
     assert mounts == ["-v", f"{data}:{data}:ro"]
+
+
+def test_image_tag_follows_the_environment(tmp_path: Path) -> None:
+    for part in (images.DOCKERFILE, images.PIP_LIST_SCRIPT, images.CONDA_FILE):
+        (tmp_path / part).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / part, tmp_path / part)
+    first = images.image_tag(tmp_path, "some/base:1")
+    assert first == images.image_tag(tmp_path, "some/base:1")  # deterministic: an unchanged image is reused
+    assert first.startswith("amlvision/train:")
+    assert images.image_tag(tmp_path, "some/base:2") != first
+    assert images.image_tag(tmp_path, "some/base:1", "wheelhouse") != first
+    conda = tmp_path / images.CONDA_FILE
+    conda.write_text(conda.read_text().replace("tqdm>=4.66", "tqdm>=4.67"))
+    assert images.image_tag(tmp_path, "some/base:1") != first
+
+
+def test_wheel_folder_is_served_read_only_over_http(tmp_path: Path) -> None:
+    (tmp_path / "pkg-1.0-py3-none-any.whl").write_bytes(b"wheel bytes")
+    with images.serve_folder(tmp_path, "127.0.0.1") as url:
+        listing = urllib.request.urlopen(url, timeout=5).read().decode()
+        assert "pkg-1.0-py3-none-any.whl" in listing  # pip --find-links reads this listing
+        assert urllib.request.urlopen(url + "pkg-1.0-py3-none-any.whl", timeout=5).read() == b"wheel bytes"
+        request = urllib.request.Request(url + "new.whl", data=b"x", method="PUT")
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(request, timeout=5)
+    assert not (tmp_path / "new.whl").exists()
+
+
+def test_conda_pip_list_script_checks_python(tmp_path: Path) -> None:
+    spec = tmp_path / "env.yml"
+    spec.write_text("dependencies:\n  - python=2.7\n  - pip:\n      - numpy\n")
+    result = subprocess.run([sys.executable, str(REPO / "docker" / "conda_pip_list.py"), str(spec)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "asks for python=2.7" in result.stderr
+    spec.write_text(f"dependencies:\n  - python={sys.version_info.major}.{sys.version_info.minor}\n"
+                    "  - pip:\n      - numpy>=1.26\n      - torch==2.14.1\n")
+    result = subprocess.run([sys.executable, str(REPO / "docker" / "conda_pip_list.py"), str(spec)],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["numpy>=1.26", "torch==2.14.1"]
