@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 from azure.ai.ml import command, load_job
-from azure.ai.ml.entities import Command, Environment
+from azure.ai.ml.entities import BuildContext, Command, Environment
 from azure.ai.ml.entities._job.distribution import PyTorchDistribution
 from azure.ai.ml.exceptions import ValidationException
 from azureml.core.runconfig import RunConfiguration
@@ -33,6 +33,7 @@ from amlvision.azure.snapshot import measure_snapshot
 from amlvision.azure.v1 import AZUREML_BASE_IMAGE, CONDA_FILE
 
 JOB_FILE = Path("aml_config/train-job.yml")
+DOCKERFILE = "docker/train.Dockerfile"
 
 
 def _first_error(err: Exception) -> str:
@@ -92,6 +93,22 @@ def command_job_from_runconfig(rc: RunConfiguration, project: Path, experiment: 
     )
 
 
+def use_dockerfile_environment(job: Command, project: Path) -> Command:
+    """Build the job's environment from docker/train.Dockerfile (context: the project folder, minus
+    ignored paths) instead of Azure ML's base image + conda file; the Dockerfile installs the same list."""
+    job.environment = Environment(build=BuildContext(path=str(project), dockerfile_path=DOCKERFILE))
+    return job
+
+
+def _build_context_problems(build: BuildContext) -> list[str]:
+    dockerfile = Path(build.path) / (build.dockerfile_path or "Dockerfile")
+    if not dockerfile.is_file():
+        return [f"environment.build: {dockerfile} does not exist"]
+    if CONDA_FILE not in dockerfile.read_text():
+        return [f"environment.build: {dockerfile} does not install {CONDA_FILE}"]
+    return []
+
+
 def validate_command_job(job: Command, project: Path, source: str) -> list[str]:
     """SDK client-side validation plus Azure ML's service-side rules. Returns the problems found."""
     problems = []
@@ -114,9 +131,9 @@ def validate_command_job(job: Command, project: Path, source: str) -> list[str]:
         problems.append(f"command {job.command!r} does not run train.py")
     env = job.environment
     if isinstance(env, Environment):
-        conda = env.conda_file
-        expected = yaml.safe_load((project / CONDA_FILE).read_text())
-        if conda != expected:
+        if env.build is not None:
+            problems += _build_context_problems(env.build)
+        elif env.conda_file != yaml.safe_load((project / CONDA_FILE).read_text()):
             problems.append(f"environment.conda_file must be {CONDA_FILE} (the one dependency list of every target)")
         if not (env.image or env.build):
             problems.append("environment names neither an image nor a build context")

@@ -36,6 +36,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("azure")
     g.add_argument("--sdk", choices=("v1", "v2"), default="v2", help="SDK that submits (both are validated)")
     g.add_argument("--job", type=Path, default=Path("aml_config/train-job.yml"), help="v2 command job YAML")
+    g.add_argument("--environment", choices=("conda", "dockerfile"), default="conda",
+                   help="v2 job environment: Azure ML base image + conda_dependencies.yml (default), or built "
+                        "from docker/train.Dockerfile")
     g.add_argument("--compute", help="compute target name (overrides the run configuration and job)")
     g.add_argument("--node-count", type=int, help="nodes for the job (overrides)")
     g.add_argument("--process-count-per-node", type=int, help="processes per node (overrides)")
@@ -86,7 +89,7 @@ def _azure(args: argparse.Namespace, runconfig: str, train_args: list[str]) -> i
     submission = prepare_submission(
         args.project, runconfig, args.job, train_args, compute=args.compute, node_count=args.node_count,
         process_count_per_node=args.process_count_per_node, workspace_config=args.workspace_config,
-        allow_example_config=args.dry_run,
+        allow_example_config=args.dry_run, environment=args.environment,
     )
     if args.dry_run:
         print(json.dumps(submission.payloads, indent=2, default=str))

@@ -31,7 +31,8 @@ class AzureSubmission:
 def prepare_submission(project: Path, runconfig: str = "cpu-cluster", job_file: Path = v2.JOB_FILE,
                        train_args: list[str] | None = None, compute: str | None = None,
                        node_count: int | None = None, process_count_per_node: int | None = None,
-                       workspace_config: Path | None = None, allow_example_config: bool = False) -> AzureSubmission:
+                       workspace_config: Path | None = None, allow_example_config: bool = False,
+                       environment: str = "conda") -> AzureSubmission:
     project = project.resolve()
     train_args = list(train_args or [])
     is_example = False
@@ -49,6 +50,8 @@ def prepare_submission(project: Path, runconfig: str = "cpu-cluster", job_file: 
                                      node_count=node_count, process_count=total)
     job = v2.apply_overrides(v2.load_command_job(project / job_file), train_args, compute=compute,
                              instance_count=node_count, process_count_per_instance=process_count_per_node)
+    if environment == "dockerfile":
+        v2.use_dockerfile_environment(job, project)
     submission = AzureSubmission(workspace=workspace, workspace_is_example=is_example, script_run_config=src,
                                  command_job=job)
     submission.payloads = {

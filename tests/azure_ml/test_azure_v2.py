@@ -62,3 +62,17 @@ def test_a_different_conda_file_is_rejected(project: Path) -> None:
     edit(path, "conda_file: ../conda_dependencies.yml", "conda_file: other.yml")
     with pytest.raises(AzureConfigError, match="conda_file must be conda_dependencies.yml"):
         v2.job_payload(v2.load_command_job(path), project)
+
+
+def test_dockerfile_environment(project: Path) -> None:
+    (project / "docker").mkdir()
+    (project / "docker" / "train.Dockerfile").write_text((REPO / "docker" / "train.Dockerfile").read_text())
+    job = v2.use_dockerfile_environment(v2.load_command_job(project / v2.JOB_FILE), project)
+    doc = v2.job_payload(job, project)
+    assert doc["environment"]["build"] == {"dockerfile_path": "docker/train.Dockerfile", "path": str(project)}
+    (project / "docker" / "train.Dockerfile").write_text("FROM python:3.11-slim\nRUN pip install torch\n")
+    with pytest.raises(AzureConfigError, match="does not install conda_dependencies.yml"):
+        v2.job_payload(v2.use_dockerfile_environment(v2.load_command_job(project / v2.JOB_FILE), project), project)
+    (project / "docker" / "train.Dockerfile").unlink()
+    with pytest.raises(AzureConfigError, match="train.Dockerfile does not exist"):
+        v2.job_payload(v2.use_dockerfile_environment(v2.load_command_job(project / v2.JOB_FILE), project), project)
