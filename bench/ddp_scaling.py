@@ -29,11 +29,31 @@ from amlvision.testing.datasets import cifar10_png_subset  # noqa: E402
 
 
 def run(nproc: int, per_process_batch: int, threads: int, data: Path, epochs: int, out: Path) -> dict:
-    launcher = [sys.executable] if nproc == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-    cmd = [*launcher, str(REPO / "train.py"), "--data", str(data), "--model", "fast", "--epochs", str(epochs),
-           "--batch-size", str(per_process_batch), "--threads", str(threads), "--device", "cpu",
-           "--progress", "log", "--outputs", str(out)]
+    launcher = (
+        [sys.executable]
+        if nproc == 1
+        else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    )
+    cmd = [
+        *launcher,
+        str(REPO / "train.py"),
+        "--data",
+        str(data),
+        "--model",
+        "fast",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        str(per_process_batch),
+        "--threads",
+        str(threads),
+        "--device",
+        "cpu",
+        "--progress",
+        "log",
+        "--outputs",
+        str(out),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), CUDA_VISIBLE_DEVICES="")
     subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True, text=True)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -58,12 +78,14 @@ def main() -> None:
     data = cifar10_png_subset(train_per_class=150, test_per_class=50)
     with tempfile.TemporaryDirectory(prefix="amlvision-ddp-bench-") as tmp:
         single = run(1, args.batch_size * args.nproc, args.threads, data, args.epochs, Path(tmp) / "single")
-        ddp = run(args.nproc, args.batch_size, max(1, args.threads // args.nproc), data, args.epochs,
-                  Path(tmp) / "ddp")
+        ddp = run(args.nproc, args.batch_size, max(1, args.threads // args.nproc), data, args.epochs, Path(tmp) / "ddp")
     print(json.dumps(single))
     print(json.dumps(ddp))
-    print(json.dumps({"ratio_images_per_sec_ddp_over_single": ddp["train_images_per_sec"] /
-                      single["train_images_per_sec"]}))
+    print(
+        json.dumps(
+            {"ratio_images_per_sec_ddp_over_single": ddp["train_images_per_sec"] / single["train_images_per_sec"]}
+        )
+    )
 
 
 if __name__ == "__main__":

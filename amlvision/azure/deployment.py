@@ -106,29 +106,41 @@ def scoring_environment(project: Path) -> Environment:
 def inference_config(project: Path) -> InferenceConfig:
     """score.py from the project folder (Azure ML uploads it minus .amlignore/.gitignore paths)."""
     try:
-        config = InferenceConfig(entry_script=ENTRY_SCRIPT, source_directory=str(project),
-                                 environment=scoring_environment(project))
+        config = InferenceConfig(
+            entry_script=ENTRY_SCRIPT, source_directory=str(project), environment=scoring_environment(project)
+        )
         config.validate_configuration()
     except WebserviceException as err:
         raise AzureConfigError("InferenceConfig", [err.message]) from err
     return config
 
 
-def deploy_configuration(target: str, cpu_cores: float = 1, memory_gb: float = 2, port: int = 8890,
-                         aks_cluster: str = "aks-cluster") -> Any:
+def deploy_configuration(
+    target: str, cpu_cores: float = 1, memory_gb: float = 2, port: int = 8890, aks_cluster: str = "aks-cluster"
+) -> Any:
     """The v1 deploy configuration of ``target``; ACI and AKS with key authentication on."""
     tags = {"project": "amlvision"}
     try:
         if target == "local":
             config = LocalWebservice.deploy_configuration(port=port)
         elif target == "aci":
-            config = AciWebservice.deploy_configuration(cpu_cores=cpu_cores, memory_gb=memory_gb, auth_enabled=True,
-                                                        tags=tags, description="amlvision on ACI")
+            config = AciWebservice.deploy_configuration(
+                cpu_cores=cpu_cores, memory_gb=memory_gb, auth_enabled=True, tags=tags, description="amlvision on ACI"
+            )
         elif target == "aks":
             config = AksWebservice.deploy_configuration(
-                cpu_cores=cpu_cores, memory_gb=memory_gb, auth_enabled=True, token_auth_enabled=False,
-                autoscale_enabled=True, autoscale_min_replicas=1, autoscale_max_replicas=3,
-                scoring_timeout_ms=5000, compute_target_name=aks_cluster, tags=tags, description="amlvision on AKS")
+                cpu_cores=cpu_cores,
+                memory_gb=memory_gb,
+                auth_enabled=True,
+                token_auth_enabled=False,
+                autoscale_enabled=True,
+                autoscale_min_replicas=1,
+                autoscale_max_replicas=3,
+                scoring_timeout_ms=5000,
+                compute_target_name=aks_cluster,
+                tags=tags,
+                description="amlvision on AKS",
+            )
         else:
             raise AzureConfigError("deploy", [f"v1 target {target!r} is not one of local, aci, aks"])
         config.validate_configuration()
@@ -141,20 +153,32 @@ def _public(obj: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(obj).items() if not k.startswith("_") and v is not None}
 
 
-def plan_v1(project: Path, model_dir: Path, target: str, service_name: str = SERVICE_NAME,
-            **deploy_options: Any) -> DeploymentPlan:
+def plan_v1(
+    project: Path, model_dir: Path, target: str, service_name: str = SERVICE_NAME, **deploy_options: Any
+) -> DeploymentPlan:
     if not _SERVICE_NAME.match(service_name):
-        raise AzureConfigError("deploy", [f"service name {service_name!r}: 3-32 letters, digits or '-', "
-                                          "starting with a letter"])
+        raise AzureConfigError(
+            "deploy", [f"service name {service_name!r}: 3-32 letters, digits or '-', starting with a letter"]
+        )
     registration = model_registration(model_dir)
     inference = inference_config(project)
     config = deploy_configuration(target, **deploy_options)
-    plan = DeploymentPlan(target=target, objects={"registration": registration, "inference_config": inference,
-                                                  "deploy_configuration": config, "service_name": service_name})
+    plan = DeploymentPlan(
+        target=target,
+        objects={
+            "registration": registration,
+            "inference_config": inference,
+            "deploy_configuration": config,
+            "service_name": service_name,
+        },
+    )
     plan.payload = {
         "Model.register": registration,
-        "InferenceConfig": {"entry_script": inference.entry_script, "source_directory": inference.source_directory,
-                            "environment": Environment._serialize_to_dict(inference.environment)},
+        "InferenceConfig": {
+            "entry_script": inference.entry_script,
+            "source_directory": inference.source_directory,
+            "environment": Environment._serialize_to_dict(inference.environment),
+        },
         f"{type(config).__name__}": _public(config),
         "service_name": service_name,
     }
@@ -168,13 +192,15 @@ def _load_checked(loader: Any, path: Path, params_override: list[dict] | None = 
         raise AzureConfigError(str(path), [str(err)[:2000]]) from err
 
 
-def plan_managed(project: Path, model_dir: Path, endpoint_file: Path = ENDPOINT_FILE,
-                 deployment_file: Path = DEPLOYMENT_FILE) -> DeploymentPlan:
+def plan_managed(
+    project: Path, model_dir: Path, endpoint_file: Path = ENDPOINT_FILE, deployment_file: Path = DEPLOYMENT_FILE
+) -> DeploymentPlan:
     """Managed online endpoint + deployment from the YAML files, the model path pointed at ``model_dir``."""
     raise_if_problems("model", check_model_dir(model_dir))
     endpoint: ManagedOnlineEndpoint = _load_checked(load_online_endpoint, project / endpoint_file)
     deployment: ManagedOnlineDeployment = _load_checked(
-        load_online_deployment, project / deployment_file, [{"model.path": str(model_dir.resolve())}])
+        load_online_deployment, project / deployment_file, [{"model.path": str(model_dir.resolve())}]
+    )
     problems = []
     if endpoint.auth_mode != "key":
         problems.append(f"endpoint auth_mode is {endpoint.auth_mode!r}; amlvision deploys with key auth")
@@ -198,8 +224,11 @@ def plan_managed(project: Path, model_dir: Path, endpoint_file: Path = ENDPOINT_
     deployment_doc["code_configuration"]["code"] = str(code)
     _roundtrip(endpoint_doc, load_online_endpoint)
     _roundtrip(deployment_doc, load_online_deployment)
-    return DeploymentPlan(target="managed", objects={"endpoint": endpoint, "deployment": deployment},
-                          payload={"ManagedOnlineEndpoint": endpoint_doc, "ManagedOnlineDeployment": deployment_doc})
+    return DeploymentPlan(
+        target="managed",
+        objects={"endpoint": endpoint, "deployment": deployment},
+        payload={"ManagedOnlineEndpoint": endpoint_doc, "ManagedOnlineDeployment": deployment_doc},
+    )
 
 
 def _roundtrip(document: dict[str, Any], loader: Any) -> None:
@@ -227,8 +256,15 @@ def deploy_v1(workspace: Any, deployment: DeploymentPlan) -> str:  # pragma: no 
     target = None
     if deployment.target == "aks":
         target = AksCompute(workspace, objects["deploy_configuration"].compute_target_name)
-    service = Model.deploy(workspace, objects["service_name"], [model], objects["inference_config"],
-                           objects["deploy_configuration"], deployment_target=target, overwrite=True)
+    service = Model.deploy(
+        workspace,
+        objects["service_name"],
+        [model],
+        objects["inference_config"],
+        objects["deploy_configuration"],
+        deployment_target=target,
+        overwrite=True,
+    )
     service.wait_for_deployment(show_output=True)
     return service.scoring_uri
 

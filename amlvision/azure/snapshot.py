@@ -26,8 +26,10 @@ class Snapshot:
         out = []
         if self.bytes > SNAPSHOT_MAX_SIZE_BYTES:
             limit_mb = SNAPSHOT_MAX_SIZE_BYTES // 2**20
-            out.append(f"snapshot is {self.bytes / 2**20:.0f} MB, over Azure ML's {limit_mb} MB limit; "
-                       f"add the largest paths to .amlignore: {self.largest}")
+            out.append(
+                f"snapshot is {self.bytes / 2**20:.0f} MB, over Azure ML's {limit_mb} MB limit; "
+                f"add the largest paths to .amlignore: {self.largest}"
+            )
         if self.files > SNAPSHOT_MAX_FILES:
             out.append(f"snapshot has {self.files} files, over Azure ML's {SNAPSHOT_MAX_FILES}-file limit")
         return out
@@ -55,5 +57,4 @@ def measure_snapshot(source_directory: Path) -> Snapshot:
             files, total = files + 1, total + size
             sizes.append((rel, size))
     sizes.sort(key=lambda item: -item[1])
-    return Snapshot(files=files, bytes=total, ignore_file=ignore.get_path() if has_ignore else None,
-                    largest=sizes[:5])
+    return Snapshot(files=files, bytes=total, ignore_file=ignore.get_path() if has_ignore else None, largest=sizes[:5])

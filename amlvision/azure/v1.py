@@ -132,8 +132,10 @@ def validate_run_configuration(rc: RunConfiguration, project: Path) -> list[str]
             if sorted(python.conda_dependencies.pip_packages) != sorted(pip_requirements(project / CONDA_FILE)):
                 problems.append(f"the environment's pip packages differ from {CONDA_FILE}")
         elif (project / conda_file).resolve() != (project / CONDA_FILE).resolve():
-            problems.append(f"environment.python.condaDependenciesFile must be {CONDA_FILE!r} (the one dependency "
-                            f"list every target shares), not {conda_file!r}")
+            problems.append(
+                f"environment.python.condaDependenciesFile must be {CONDA_FILE!r} (the one dependency "
+                f"list every target shares), not {conda_file!r}"
+            )
     docker = rc.environment.docker
     if docker.enabled and not (docker.base_image or docker.base_dockerfile):
         problems.append("environment.docker is enabled but names no baseImage or baseDockerfile")
@@ -162,8 +164,9 @@ def build_environment(project: Path, name: str = ENVIRONMENT_NAME) -> Environmen
     return env
 
 
-def distribution_for(rc: RunConfiguration, node_count: int | None = None,
-                     process_count: int | None = None) -> PyTorchConfiguration | None:
+def distribution_for(
+    rc: RunConfiguration, node_count: int | None = None, process_count: int | None = None
+) -> PyTorchConfiguration | None:
     """``PyTorchConfiguration(node_count=N, process_count=M)``: Azure ML starts M processes in all,
     M/N per node, with torchrun's environment variables set, which amlvision.training.distributed reads."""
     if rc.framework != "PyTorch" and not (node_count or process_count):

@@ -54,8 +54,13 @@ def load_command_job(path: Path) -> Command:
     return job
 
 
-def apply_overrides(job: Command, train_args: list[str] | None = None, compute: str | None = None,
-                    instance_count: int | None = None, process_count_per_instance: int | None = None) -> Command:
+def apply_overrides(
+    job: Command,
+    train_args: list[str] | None = None,
+    compute: str | None = None,
+    instance_count: int | None = None,
+    process_count_per_instance: int | None = None,
+) -> Command:
     """Extra train.py arguments and compute/scale overrides, as ``submit`` takes them on the command line."""
     if train_args:
         job.command = f"{job.command} {shlex.join(train_args)}"
@@ -76,14 +81,16 @@ def command_job_from_runconfig(rc: RunConfiguration, project: Path, experiment: 
     process_count_per_instance * instance_count), built with ``azure.ai.ml.command``."""
     nodes = rc.pytorch.node_count or rc.node_count or 1
     processes = rc.pytorch.process_count or nodes
-    distribution = PyTorchDistribution(process_count_per_instance=processes // nodes) if rc.framework == "PyTorch" \
-        else None
+    distribution = (
+        PyTorchDistribution(process_count_per_instance=processes // nodes) if rc.framework == "PyTorch" else None
+    )
     args = [*(rc.arguments or []), "--outputs", "./outputs"]
     return command(
         code=str(project),
         command=shlex.join(["python", rc.script, *map(str, args)]),
-        environment=Environment(image=rc.environment.docker.base_image or AZUREML_BASE_IMAGE,
-                                conda_file=str(project / CONDA_FILE)),
+        environment=Environment(
+            image=rc.environment.docker.base_image or AZUREML_BASE_IMAGE, conda_file=str(project / CONDA_FILE)
+        ),
         compute=rc.target,
         instance_count=nodes,
         distribution=distribution,
@@ -125,8 +132,9 @@ def validate_command_job(job: Command, project: Path, source: str) -> list[str]:
         if not isinstance(dist, PyTorchDistribution):
             problems.append(f"distribution {type(dist).__name__} is not pytorch (train.py uses torch.distributed)")
         elif not dist.process_count_per_instance or dist.process_count_per_instance < 1:
-            problems.append(f"distribution.process_count_per_instance {dist.process_count_per_instance!r} "
-                            "must be at least 1")
+            problems.append(
+                f"distribution.process_count_per_instance {dist.process_count_per_instance!r} must be at least 1"
+            )
     if "train.py" not in (job.command or "").split():
         problems.append(f"command {job.command!r} does not run train.py")
     env = job.environment

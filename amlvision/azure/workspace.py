@@ -30,18 +30,23 @@ class WorkspaceConfig:
 
     def portal_scope(self) -> str:
         """The ``wsid`` part of Azure ML studio links for this workspace."""
-        return (f"/subscriptions/{self.subscription_id}/resourcegroups/{self.resource_group}"
-                f"/workspaces/{self.workspace_name}")
+        return (
+            f"/subscriptions/{self.subscription_id}/resourcegroups/{self.resource_group}"
+            f"/workspaces/{self.workspace_name}"
+        )
 
 
 def find_config(project: Path) -> Path:
     for relative in CONFIG_LOCATIONS:
         if (project / relative).is_file():
             return project / relative
-    raise AzureConfigError(str(project), [
-        "no workspace config.json found (looked for " + ", ".join(CONFIG_LOCATIONS) + "); copy "
-        "aml_config/config.example.json to config.json and fill in your subscription, resource group and workspace"
-    ])
+    raise AzureConfigError(
+        str(project),
+        [
+            "no workspace config.json found (looked for " + ", ".join(CONFIG_LOCATIONS) + "); copy "
+            "aml_config/config.example.json to config.json and fill in your subscription, resource group and workspace"
+        ],
+    )
 
 
 def load_workspace_config(path: Path) -> WorkspaceConfig:

@@ -36,9 +36,16 @@ def run(args: argparse.Namespace) -> int:
 
     project = args.project.resolve()
     model_dir = args.model_dir if args.model_dir.is_absolute() else project / args.model_dir
-    options = {} if args.target == "managed" else {
-        "service_name": args.service_name, "cpu_cores": args.cpu_cores, "memory_gb": args.memory_gb,
-        "aks_cluster": args.aks_cluster}
+    options = (
+        {}
+        if args.target == "managed"
+        else {
+            "service_name": args.service_name,
+            "cpu_cores": args.cpu_cores,
+            "memory_gb": args.memory_gb,
+            "aks_cluster": args.aks_cluster,
+        }
+    )
     if args.target == "local":
         options = {"service_name": args.service_name}
     try:

@@ -24,21 +24,32 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", required=True, choices=("local", "docker", "azure"))
     parser.add_argument("--runconfig", help="aml_config/<NAME>.runconfig (default: local, docker or cpu-cluster)")
     parser.add_argument("--project", type=Path, default=Path.cwd(), help="project folder (default: current folder)")
-    parser.add_argument("--nproc-per-node", type=int, default=1,
-                        help="local/docker: data-parallel processes under torchrun (default 1)")
+    parser.add_argument(
+        "--nproc-per-node", type=int, default=1, help="local/docker: data-parallel processes under torchrun (default 1)"
+    )
     parser.add_argument("--quiet", action="store_true", help="local/docker: do not echo the log (still saved)")
     g = parser.add_argument_group("docker")
-    g.add_argument("--base-image", default=os.environ.get("AMLVISION_TRAIN_BASE_IMAGE"),
-                   help="base of docker/train.Dockerfile (default python:3.11-slim-bookworm; "
-                        "env AMLVISION_TRAIN_BASE_IMAGE)")
-    g.add_argument("--wheelhouse", type=Path, default=os.environ.get("AMLVISION_WHEELHOUSE"),
-                   help="install the image's packages from this wheel folder, not PyPI (env AMLVISION_WHEELHOUSE)")
+    g.add_argument(
+        "--base-image",
+        default=os.environ.get("AMLVISION_TRAIN_BASE_IMAGE"),
+        help="base of docker/train.Dockerfile (default python:3.11-slim-bookworm; env AMLVISION_TRAIN_BASE_IMAGE)",
+    )
+    g.add_argument(
+        "--wheelhouse",
+        type=Path,
+        default=os.environ.get("AMLVISION_WHEELHOUSE"),
+        help="install the image's packages from this wheel folder, not PyPI (env AMLVISION_WHEELHOUSE)",
+    )
     g = parser.add_argument_group("azure")
     g.add_argument("--sdk", choices=("v1", "v2"), default="v2", help="SDK that submits (both are validated)")
     g.add_argument("--job", type=Path, default=Path("aml_config/train-job.yml"), help="v2 command job YAML")
-    g.add_argument("--environment", choices=("conda", "dockerfile"), default="conda",
-                   help="v2 job environment: Azure ML base image + conda_dependencies.yml (default), or built "
-                        "from docker/train.Dockerfile")
+    g.add_argument(
+        "--environment",
+        choices=("conda", "dockerfile"),
+        default="conda",
+        help="v2 job environment: Azure ML base image + conda_dependencies.yml (default), or built "
+        "from docker/train.Dockerfile",
+    )
     g.add_argument("--compute", help="compute target name (overrides the run configuration and job)")
     g.add_argument("--node-count", type=int, help="nodes for the job (overrides)")
     g.add_argument("--process-count-per-node", type=int, help="processes per node (overrides)")
@@ -75,11 +86,19 @@ def _run_here(args: argparse.Namespace, runconfig: str, train_args: list[str]) -
         from amlvision.submit.docker_run import run_docker
         from amlvision.submit.images import DEFAULT_BASE_IMAGE
 
-        record = run_docker(args.project, runconfig, train_args, args.nproc_per_node,
-                            base_image=args.base_image or DEFAULT_BASE_IMAGE, wheelhouse=args.wheelhouse,
-                            echo=not args.quiet)
-    print(f"run {record.run_id}: {record.status} (exit code {record.exit_code}) in {record.duration_s}s; "
-          f"outputs: {record.outputs}; log: {record.log}")
+        record = run_docker(
+            args.project,
+            runconfig,
+            train_args,
+            args.nproc_per_node,
+            base_image=args.base_image or DEFAULT_BASE_IMAGE,
+            wheelhouse=args.wheelhouse,
+            echo=not args.quiet,
+        )
+    print(
+        f"run {record.run_id}: {record.status} (exit code {record.exit_code}) in {record.duration_s}s; "
+        f"outputs: {record.outputs}; log: {record.log}"
+    )
     return int(record.exit_code or 0)
 
 
@@ -87,15 +106,25 @@ def _azure(args: argparse.Namespace, runconfig: str, train_args: list[str]) -> i
     from amlvision.submit.azure import prepare_submission, submit
 
     submission = prepare_submission(
-        args.project, runconfig, args.job, train_args, compute=args.compute, node_count=args.node_count,
-        process_count_per_node=args.process_count_per_node, workspace_config=args.workspace_config,
-        allow_example_config=args.dry_run, environment=args.environment,
+        args.project,
+        runconfig,
+        args.job,
+        train_args,
+        compute=args.compute,
+        node_count=args.node_count,
+        process_count_per_node=args.process_count_per_node,
+        workspace_config=args.workspace_config,
+        allow_example_config=args.dry_run,
+        environment=args.environment,
     )
     if args.dry_run:
         print(json.dumps(submission.payloads, indent=2, default=str))
         note = " (aml_config/config.example.json: no config.json yet)" if submission.workspace_is_example else ""
-        print(f"dry run: v1 ScriptRunConfig and v2 command job are valid for workspace "
-              f"{submission.workspace.workspace_name}{note}; nothing was sent", file=sys.stderr)
+        print(
+            f"dry run: v1 ScriptRunConfig and v2 command job are valid for workspace "
+            f"{submission.workspace.workspace_name}{note}; nothing was sent",
+            file=sys.stderr,
+        )
         return 0
     print(submit(submission, sdk=args.sdk, experiment=args.experiment))
     return 0

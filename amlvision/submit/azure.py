@@ -28,11 +28,18 @@ class AzureSubmission:
     payloads: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare_submission(project: Path, runconfig: str = "cpu-cluster", job_file: Path = v2.JOB_FILE,
-                       train_args: list[str] | None = None, compute: str | None = None,
-                       node_count: int | None = None, process_count_per_node: int | None = None,
-                       workspace_config: Path | None = None, allow_example_config: bool = False,
-                       environment: str = "conda") -> AzureSubmission:
+def prepare_submission(
+    project: Path,
+    runconfig: str = "cpu-cluster",
+    job_file: Path = v2.JOB_FILE,
+    train_args: list[str] | None = None,
+    compute: str | None = None,
+    node_count: int | None = None,
+    process_count_per_node: int | None = None,
+    workspace_config: Path | None = None,
+    allow_example_config: bool = False,
+    environment: str = "conda",
+) -> AzureSubmission:
     project = project.resolve()
     train_args = list(train_args or [])
     is_example = False
@@ -46,18 +53,29 @@ def prepare_submission(project: Path, runconfig: str = "cpu-cluster", job_file: 
     workspace = load_workspace_config(workspace_config)
 
     total = node_count * process_count_per_node if node_count and process_count_per_node else None
-    src = v1.build_script_run_config(project, runconfig, train_args, compute_target=compute,
-                                     node_count=node_count, process_count=total)
-    job = v2.apply_overrides(v2.load_command_job(project / job_file), train_args, compute=compute,
-                             instance_count=node_count, process_count_per_instance=process_count_per_node)
+    src = v1.build_script_run_config(
+        project, runconfig, train_args, compute_target=compute, node_count=node_count, process_count=total
+    )
+    job = v2.apply_overrides(
+        v2.load_command_job(project / job_file),
+        train_args,
+        compute=compute,
+        instance_count=node_count,
+        process_count_per_instance=process_count_per_node,
+    )
     if environment == "dockerfile":
         v2.use_dockerfile_environment(job, project)
-    submission = AzureSubmission(workspace=workspace, workspace_is_example=is_example, script_run_config=src,
-                                 command_job=job)
+    submission = AzureSubmission(
+        workspace=workspace, workspace_is_example=is_example, script_run_config=src, command_job=job
+    )
     submission.payloads = {
-        "workspace": {"config": str(workspace.path), "example": is_example,
-                      "subscription_id": workspace.subscription_id, "resource_group": workspace.resource_group,
-                      "workspace_name": workspace.workspace_name},
+        "workspace": {
+            "config": str(workspace.path),
+            "example": is_example,
+            "subscription_id": workspace.subscription_id,
+            "resource_group": workspace.resource_group,
+            "workspace_name": workspace.workspace_name,
+        },
         "v1": v1.submission_payload(src),
         "v2": v2.job_payload(job, project, source=str(project / job_file)),
     }

@@ -38,9 +38,15 @@ def data_mounts(train_args: list[str], project: Path) -> list[str]:
     return mounts
 
 
-def run_docker(project: Path, runconfig: str = "docker", train_args: list[str] | None = None,
-               nproc_per_node: int = 1, base_image: str = DEFAULT_BASE_IMAGE, wheelhouse: Path | None = None,
-               echo: bool = True) -> RunRecord:
+def run_docker(
+    project: Path,
+    runconfig: str = "docker",
+    train_args: list[str] | None = None,
+    nproc_per_node: int = 1,
+    base_image: str = DEFAULT_BASE_IMAGE,
+    wheelhouse: Path | None = None,
+    echo: bool = True,
+) -> RunRecord:
     project = project.resolve()
     train_args = list(train_args or [])
     rc = load_run_configuration(project, runconfig)
@@ -55,9 +61,22 @@ def run_docker(project: Path, runconfig: str = "docker", train_args: list[str] |
     env = {k: str(v) for k, v in (rc.environment.environment_variables or {}).items()}
     env.update({k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ})
     env["AMLVISION_RUN_ID"] = record.run_id
-    cmd = ["docker", "run", "--rm", "--name", record.run_id, "--user", f"{os.getuid()}:{os.getgid()}",
-           "--shm-size", rc.environment.docker.shm_size or "2g", "--workdir", str(project),
-           "-v", f"{project}:{project}", *data_mounts(train_args, project)]
+    cmd = [
+        "docker",
+        "run",
+        "--rm",
+        "--name",
+        record.run_id,
+        "--user",
+        f"{os.getuid()}:{os.getgid()}",
+        "--shm-size",
+        rc.environment.docker.shm_size or "2g",
+        "--workdir",
+        str(project),
+        "-v",
+        f"{project}:{project}",
+        *data_mounts(train_args, project),
+    ]
     for key, value in env.items():
         cmd += ["-e", f"{key}={value}"]
     cmd += [tag, *train_command(rc, train_args, str(record.outputs), nproc_per_node, python="python")]

@@ -49,16 +49,17 @@ def image_tag(project: Path, base_image: str, pip_options: str = "", repository:
 
 def _base_image_id(base_image: str) -> str:
     """The local id of the base image (so a rebuilt base gives a new tag), or '' when not pulled yet."""
-    result = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", base_image],
-                            capture_output=True, text=True)
+    result = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", base_image], capture_output=True, text=True)
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
 def _pull(image: str) -> None:
     result = subprocess.run(["docker", "pull", image], capture_output=True, text=True)
     if result.returncode != 0:
-        raise ImageBuildError(f"base image {image} is not here and cannot be pulled ({result.stderr.strip()}); build "
-                              "one with scripts/build-base-image.sh and pass --base-image amlvision/base:bookworm")
+        raise ImageBuildError(
+            f"base image {image} is not here and cannot be pulled ({result.stderr.strip()}); build "
+            "one with scripts/build-base-image.sh and pass --base-image amlvision/base:bookworm"
+        )
 
 
 def image_exists(tag: str) -> bool:
@@ -67,8 +68,12 @@ def image_exists(tag: str) -> bool:
 
 def bridge_gateway() -> str:
     """The host's address on Docker's default bridge, which build containers can reach."""
-    out = subprocess.run(["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        ["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     return out or "172.17.0.1"
 
 
@@ -99,8 +104,7 @@ def download_wheelhouse(project: Path, dest: Path) -> Path:
     """
     dest.mkdir(parents=True, exist_ok=True)
     requirements = pip_requirements(project / CONDA_FILE) + ["pyyaml>=6.0"]
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(dest), *requirements],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(dest), *requirements], check=True)
     return dest
 
 
@@ -138,8 +142,9 @@ def ensure_training_image(
 
 def _remove_older_images(repository: str, keep: str) -> None:
     """Untag earlier training images (each is several GB) once a new one is built."""
-    listed = subprocess.run(["docker", "images", repository, "--format", "{{.Repository}}:{{.Tag}}"],
-                            capture_output=True, text=True).stdout.split()
+    listed = subprocess.run(
+        ["docker", "images", repository, "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
+    ).stdout.split()
     for old in listed:
         if old != keep and not old.endswith(":<none>"):
             subprocess.run(["docker", "rmi", old], capture_output=True)
@@ -147,8 +152,19 @@ def _remove_older_images(repository: str, keep: str) -> None:
 
 def _docker_build(context: Path, tag: str, base_image: str, pip_options: str, log: Callable[[str], None]) -> None:
     log(f"building {tag} from {DOCKERFILE} on {base_image}")
-    cmd = ["docker", "build", "-f", str(context / DOCKERFILE), "-t", tag,
-           "--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", f"PIP_OPTIONS={pip_options}", str(context)]
+    cmd = [
+        "docker",
+        "build",
+        "-f",
+        str(context / DOCKERFILE),
+        "-t",
+        tag,
+        "--build-arg",
+        f"BASE_IMAGE={base_image}",
+        "--build-arg",
+        f"PIP_OPTIONS={pip_options}",
+        str(context),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
     assert proc.stdout is not None
@@ -158,7 +174,9 @@ def _docker_build(context: Path, tag: str, base_image: str, pip_options: str, lo
         hint = ""
         unreachable = ("Could not fetch URL", "No matching distribution")
         if not pip_options and any(marker in line for line in tail for marker in unreachable):
-            hint = ("\nNo package index was reachable from inside the build: prepare a wheel folder on this machine "
-                    "and pass --wheelhouse (see docs/azure.md, 'How the training image gets its packages').")
+            hint = (
+                "\nNo package index was reachable from inside the build: prepare a wheel folder on this machine "
+                "and pass --wheelhouse (see docs/azure.md, 'How the training image gets its packages')."
+            )
         raise ImageBuildError(f"docker build of {tag} failed (exit {proc.returncode}):\n" + "\n".join(tail) + hint)
     log(f"built {tag}")

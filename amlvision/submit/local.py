@@ -11,8 +11,13 @@ from amlvision.submit.command_line import SubmitError, train_command
 from amlvision.submit.runs import RunRecord, new_run, stream_process
 
 
-def run_local(project: Path, runconfig: str = "local", train_args: list[str] | None = None,
-              nproc_per_node: int = 1, echo: bool = True) -> RunRecord:
+def run_local(
+    project: Path,
+    runconfig: str = "local",
+    train_args: list[str] | None = None,
+    nproc_per_node: int = 1,
+    echo: bool = True,
+) -> RunRecord:
     project = project.resolve()
     rc = load_run_configuration(project, runconfig)
     if rc.target != "local":

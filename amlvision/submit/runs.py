@@ -55,8 +55,9 @@ def new_run(project: Path, target: str, runconfig: str, experiment: str = "amlvi
     return RunRecord(run_id=run_id, target=target, runconfig=runconfig, command=[], run_dir=str(run_dir))
 
 
-def stream_process(cmd: list[str], record: RunRecord, cwd: Path, env: dict[str, str] | None = None,
-                   echo: bool = True) -> int:
+def stream_process(
+    cmd: list[str], record: RunRecord, cwd: Path, env: dict[str, str] | None = None, echo: bool = True
+) -> int:
     """Run ``cmd``, copying its combined output line by line to the run's log (and to stdout when
     ``echo``), then record the exit code, status and duration in ``run.json``."""
     record.command = list(cmd)
@@ -64,8 +65,16 @@ def stream_process(cmd: list[str], record: RunRecord, cwd: Path, env: dict[str, 
     start = time.monotonic()
     tail: deque[str] = deque(maxlen=30)
     with record.log.open("w") as log:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1, errors="replace")
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            errors="replace",
+        )
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
@@ -83,8 +92,12 @@ def stream_process(cmd: list[str], record: RunRecord, cwd: Path, env: dict[str, 
         finally:
             finish(record, proc.poll() if proc.poll() is not None else -1, time.monotonic() - start)
     if code != 0:
-        print(f"run {record.run_id} failed with exit code {code}; log: {record.log}\n--- last lines ---\n"
-              + "".join(tail), file=sys.stderr, end="")
+        print(
+            f"run {record.run_id} failed with exit code {code}; log: {record.log}\n--- last lines ---\n"
+            + "".join(tail),
+            file=sys.stderr,
+            end="",
+        )
     return code
 
 
@@ -93,6 +106,7 @@ def finish(record: RunRecord, code: int, seconds: float) -> None:
     record.status = "Completed" if code == 0 else "Failed"
     record.finished = datetime.now(UTC).isoformat(timespec="seconds")
     record.duration_s = round(seconds, 2)
-    record.details["outputs"] = sorted(str(p.relative_to(record.outputs)) for p in record.outputs.rglob("*")
-                                       if p.is_file())
+    record.details["outputs"] = sorted(
+        str(p.relative_to(record.outputs)) for p in record.outputs.rglob("*") if p.is_file()
+    )
     record.save()

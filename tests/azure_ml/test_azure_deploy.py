@@ -86,16 +86,20 @@ def test_managed_endpoint_and_deployment(model_dir: Path) -> None:
     assert online["code_configuration"] == {"code": str(REPO), "scoring_script": "score.py"}
 
 
-@pytest.mark.parametrize(("file", "old", "new", "message"), [
-    ("endpoint.yml", "auth_mode: key", "auth_mode: password", "not in set"),
-    ("endpoint.yml", "auth_mode: key", "auth_mode: aml_token", "deploys with key auth"),
-    ("deployment.yml", "instance_count: 1", "instance_count: 0", "instance_count 0"),
-    ("deployment.yml", "endpoint_name: amlvision-cifar10", "endpoint_name: other-endpoint", "is not the endpoint"),
-    ("deployment.yml", "scoring_script: score.py", "scoring_script: scor.py", "scor.py not found"),
-    ("deployment.yml", "instance_type: Standard_DS2_v2", "instance_typ: Standard_DS2_v2", "Unknown field"),
-])
-def test_invalid_managed_specs_are_rejected(project: Path, model_dir: Path, file: str, old: str, new: str,
-                                            message: str) -> None:
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        ("endpoint.yml", "auth_mode: key", "auth_mode: password", "not in set"),
+        ("endpoint.yml", "auth_mode: key", "auth_mode: aml_token", "deploys with key auth"),
+        ("deployment.yml", "instance_count: 1", "instance_count: 0", "instance_count 0"),
+        ("deployment.yml", "endpoint_name: amlvision-cifar10", "endpoint_name: other-endpoint", "is not the endpoint"),
+        ("deployment.yml", "scoring_script: score.py", "scoring_script: scor.py", "scor.py not found"),
+        ("deployment.yml", "instance_type: Standard_DS2_v2", "instance_typ: Standard_DS2_v2", "Unknown field"),
+    ],
+)
+def test_invalid_managed_specs_are_rejected(
+    project: Path, model_dir: Path, file: str, old: str, new: str, message: str
+) -> None:
     edit(project / "aml_config" / file, old, new)
     with pytest.raises(AzureConfigError, match=message):
         deployment.plan(project, model_dir, "managed")
@@ -104,8 +108,7 @@ def test_invalid_managed_specs_are_rejected(project: Path, model_dir: Path, file
 def test_deploy_command_dry_run(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["deploy", "--target", "aks", "--model-dir", str(model_dir), "--project", str(REPO), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    payload = json.loads(out[out.index("{"):])
+    payload = json.loads(out[out.index("{") :])
     assert payload["AksServiceDeploymentConfiguration"]["auth_enabled"] is True
-    assert main(["deploy", "--target", "aci", "--model-dir", "/nonexistent", "--project", str(REPO),
-                 "--dry-run"]) == 2
+    assert main(["deploy", "--target", "aci", "--model-dir", "/nonexistent", "--project", str(REPO), "--dry-run"]) == 2
     assert "model directory /nonexistent does not exist" in capsys.readouterr().err

@@ -13,12 +13,15 @@ from amlvision.cli import main
 
 from ._files import REPO
 
-GOOD = {"subscription_id": "12345678-1234-1234-1234-123456789abc", "resource_group": "rg-vision",
-        "workspace_name": "ws-vision"}
+GOOD = {
+    "subscription_id": "12345678-1234-1234-1234-123456789abc",
+    "resource_group": "rg-vision",
+    "workspace_name": "ws-vision",
+}
 
 
 def _payload(out: str) -> dict:
-    return json.loads(out[out.index("{"):])
+    return json.loads(out[out.index("{") :])
 
 
 def test_dry_run_builds_and_validates_both_sdks(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,8 +52,25 @@ def test_real_submission_needs_a_config(project: Path, capsys: pytest.CaptureFix
 
 
 def test_scale_overrides_reach_both_sdks(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["submit", "--target", "azure", "--project", str(project), "--dry-run", "--compute", "big",
-                 "--node-count", "4", "--process-count-per-node", "2"]) == 0
+    assert (
+        main(
+            [
+                "submit",
+                "--target",
+                "azure",
+                "--project",
+                str(project),
+                "--dry-run",
+                "--compute",
+                "big",
+                "--node-count",
+                "4",
+                "--process-count-per-node",
+                "2",
+            ]
+        )
+        == 0
+    )
     payload = _payload(capsys.readouterr().out)
     assert payload["v1"]["Configuration"]["nodeCount"] == 4
     assert payload["v1"]["Configuration"]["pytorch"]["processCount"] == 8
@@ -59,11 +79,14 @@ def test_scale_overrides_reach_both_sdks(project: Path, capsys: pytest.CaptureFi
     assert payload["v2"]["distribution"]["process_count_per_instance"] == 2
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("subscription_id", "not-a-guid", "subscription_id 'not-a-guid'"),
-    ("resource_group", "", "resource_group ''"),
-    ("workspace_name", "w", "workspace_name 'w'"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("subscription_id", "not-a-guid", "subscription_id 'not-a-guid'"),
+        ("resource_group", "", "resource_group ''"),
+        ("workspace_name", "w", "workspace_name 'w'"),
+    ],
+)
 def test_bad_workspace_configs_are_named(tmp_path: Path, field: str, value: str, message: str) -> None:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(dict(GOOD, **{field: value})))

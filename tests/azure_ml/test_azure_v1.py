@@ -40,15 +40,18 @@ def test_runconfig_contents() -> None:
         assert rc.environment.python.conda_dependencies_file == "conda_dependencies.yml"
 
 
-@pytest.mark.parametrize(("old", "new", "message"), [
-    ("nodeCount: 2\nmax", "nodecount: 2\nmax", "unknown key 'nodecount'"),
-    ("communicationBackend: Gloo", "communicationBackend: Gl00", "communicationBackend 'Gl00'"),
-    ("processCount: 4", "processCount: 3", "processCount 3 must be a positive multiple of nodeCount 2"),
-    ("script: train.py", "script: trian.py", "script 'trian.py' is not a file"),
-    ("condaDependenciesFile: conda_dependencies.yml", "condaDependenciesFile: other.yml", "must be .conda_dep"),
-    ("framework: PyTorch", "framework: Pytorch", "framework 'Pytorch'"),
-    ("nodeCount: 2\nmax", "nodeCount: two\nmax", "cannot load it"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("nodeCount: 2\nmax", "nodecount: 2\nmax", "unknown key 'nodecount'"),
+        ("communicationBackend: Gloo", "communicationBackend: Gl00", "communicationBackend 'Gl00'"),
+        ("processCount: 4", "processCount: 3", "processCount 3 must be a positive multiple of nodeCount 2"),
+        ("script: train.py", "script: trian.py", "script 'trian.py' is not a file"),
+        ("condaDependenciesFile: conda_dependencies.yml", "condaDependenciesFile: other.yml", "must be .conda_dep"),
+        ("framework: PyTorch", "framework: Pytorch", "framework 'Pytorch'"),
+        ("nodeCount: 2\nmax", "nodeCount: two\nmax", "cannot load it"),
+    ],
+)
 def test_invalid_cluster_runconfigs_are_rejected(project: Path, old: str, new: str, message: str) -> None:
     (project / "other.yml").write_text((project / "conda_dependencies.yml").read_text())
     edit(project / "aml_config" / "cpu-cluster.runconfig", old, new)
@@ -58,15 +61,21 @@ def test_invalid_cluster_runconfigs_are_rejected(project: Path, old: str, new: s
 
 
 def test_multi_node_on_the_local_target_is_rejected(project: Path) -> None:
-    edit(project / "aml_config" / "local.runconfig", "framework: Python\ncommunicator: None\nnodeCount: 1",
-         "framework: PyTorch\ncommunicator: None\nnodeCount: 2\npytorch:\n  nodeCount: 2\n  processCount: 2")
+    edit(
+        project / "aml_config" / "local.runconfig",
+        "framework: Python\ncommunicator: None\nnodeCount: 1",
+        "framework: PyTorch\ncommunicator: None\nnodeCount: 2\npytorch:\n  nodeCount: 2\n  processCount: 2",
+    )
     with pytest.raises(AzureConfigError, match="runs on this machine only"):
         v1.load_run_configuration(project, "local")
 
 
 def test_missing_conda_file_is_named(project: Path) -> None:
-    edit(project / "aml_config" / "cpu-cluster.runconfig", "condaDependenciesFile: conda_dependencies.yml",
-         "condaDependenciesFile: gone.yml")
+    edit(
+        project / "aml_config" / "cpu-cluster.runconfig",
+        "condaDependenciesFile: conda_dependencies.yml",
+        "condaDependenciesFile: gone.yml",
+    )
     with pytest.raises(AzureConfigError, match="cannot load it.*gone.yml"):
         v1.load_run_configuration(project, "cpu-cluster")
 

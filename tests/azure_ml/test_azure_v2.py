@@ -30,8 +30,13 @@ def test_yaml_job_equals_the_v1_cluster_runconfig() -> None:
 
 
 def test_payload_and_overrides() -> None:
-    job = v2.apply_overrides(v2.load_command_job(REPO / v2.JOB_FILE), ["--epochs", "5", "--data", "my data"],
-                             compute="gpu-cluster", instance_count=1, process_count_per_instance=4)
+    job = v2.apply_overrides(
+        v2.load_command_job(REPO / v2.JOB_FILE),
+        ["--epochs", "5", "--data", "my data"],
+        compute="gpu-cluster",
+        instance_count=1,
+        process_count_per_instance=4,
+    )
     doc = v2.job_payload(job, REPO)
     assert doc["command"].endswith("--epochs 5 --data 'my data'")
     assert doc["compute"] == "azureml:gpu-cluster"
@@ -39,16 +44,19 @@ def test_payload_and_overrides() -> None:
     assert doc["environment"]["image"] == v1.AZUREML_BASE_IMAGE
 
 
-@pytest.mark.parametrize(("old", "new", "message"), [
-    ("type: pytorch", "type: pytorchh", "Value 'pytorchh' passed is not in set"),
-    ("compute: azureml:cpu-cluster", "computer: azureml:cpu-cluster", "computer.*Unknown field"),
-    ("instance_count: 2", "instance_count: two", "Not a valid integer"),
-    ("instance_count: 2", "instance_count: 0", "instance_count 0 must be at least 1"),
-    ("process_count_per_instance: 2", "process_count_per_instance: 0", "process_count_per_instance 0"),
-    ("python train.py", "python tran.py", "does not run train.py"),
-    ("conda_file: ../conda_dependencies.yml", "conda_file: ../missing.yml", "missing.yml"),
-    ("code: ..", "code: ../nowhere", "nowhere"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("type: pytorch", "type: pytorchh", "Value 'pytorchh' passed is not in set"),
+        ("compute: azureml:cpu-cluster", "computer: azureml:cpu-cluster", "computer.*Unknown field"),
+        ("instance_count: 2", "instance_count: two", "Not a valid integer"),
+        ("instance_count: 2", "instance_count: 0", "instance_count 0 must be at least 1"),
+        ("process_count_per_instance: 2", "process_count_per_instance: 0", "process_count_per_instance 0"),
+        ("python train.py", "python tran.py", "does not run train.py"),
+        ("conda_file: ../conda_dependencies.yml", "conda_file: ../missing.yml", "missing.yml"),
+        ("code: ..", "code: ../nowhere", "nowhere"),
+    ],
+)
 def test_invalid_jobs_are_rejected(project: Path, old: str, new: str, message: str) -> None:
     path = project / "aml_config" / "train-job.yml"
     edit(path, old, new)

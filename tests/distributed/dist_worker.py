@@ -41,8 +41,7 @@ def main(out_dir: str) -> None:
         ref_optimizer.zero_grad()
         nn.functional.cross_entropy(reference(torch.cat(xs)), torch.cat(ys)).backward()
         ref_optimizer.step()
-    vs_single = max((a - b).abs().max().item() for a, b in zip(model.parameters(), reference.parameters(),
-                                                                 strict=True))
+    vs_single = max((a - b).abs().max().item() for a, b in zip(model.parameters(), reference.parameters(), strict=True))
 
     # BatchNorm: the last forward updates each rank's running statistics from its own shard.
     bn = nn.BatchNorm1d(3)

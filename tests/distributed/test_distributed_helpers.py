@@ -29,11 +29,27 @@ def _launch_two_ranks(out_dir: Path) -> list[dict]:
     port = _free_port()
     procs = []
     for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
-                   PYTHONPATH=str(REPO))
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(out_dir)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        env = dict(
+            os.environ,
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE="2",
+            LOCAL_WORLD_SIZE="2",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            CUDA_VISIBLE_DEVICES="",
+            OMP_NUM_THREADS="1",
+            PYTHONPATH=str(REPO),
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(WORKER), str(out_dir)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     for proc in procs:
         output, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, output
@@ -68,8 +84,9 @@ def test_ddp_step_equals_single_process_step_on_the_union_of_shards() -> None:
     model = nn.Linear(4, 3)
     x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
     full = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), model.weight)[0]
-    shards = [torch.autograd.grad(nn.functional.cross_entropy(model(x[i::2]), y[i::2]), model.weight)[0]
-              for i in range(2)]
+    shards = [
+        torch.autograd.grad(nn.functional.cross_entropy(model(x[i::2]), y[i::2]), model.weight)[0] for i in range(2)
+    ]
     torch.testing.assert_close((shards[0] + shards[1]) / 2, full)
 
 

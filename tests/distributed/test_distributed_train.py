@@ -27,8 +27,24 @@ CAPTURE = Path(__file__).with_name("train_capture.py")
 ACCURACY_TOLERANCE = 0.06  # absolute, held-out accuracy on 200 images (= 12 images)
 LOSS_TOLERANCE = 0.05  # absolute, mean training loss of the epoch
 
-TRAIN_ARGS = ["--model", "fast", "--epochs", "1", "--threads", "1", "--device", "cpu", "--flip", "false",
-              "--translate", "0", "--seed", "3", "--progress", "log"]
+TRAIN_ARGS = [
+    "--model",
+    "fast",
+    "--epochs",
+    "1",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+    "--flip",
+    "false",
+    "--translate",
+    "0",
+    "--seed",
+    "3",
+    "--progress",
+    "log",
+]
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +70,49 @@ def runs(small_cifar: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     for dump in ("ddp-weights", "single-weights"):
         (work / dump).mkdir()
     ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(CAPTURE),
-         str(work / "ddp-weights"), "--data", str(small_cifar), "--outputs", str(work / "ddp"),
-         "--batch-size", "32", *TRAIN_ARGS],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(CAPTURE),
+            str(work / "ddp-weights"),
+            "--data",
+            str(small_cifar),
+            "--outputs",
+            str(work / "ddp"),
+            "--batch-size",
+            "32",
+            *TRAIN_ARGS,
+        ],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ddp.returncode == 0, ddp.stdout + ddp.stderr
     single = subprocess.run(
-        [sys.executable, str(CAPTURE), str(work / "single-weights"), "--data", str(small_cifar),
-         "--outputs", str(work / "single"), "--batch-size", "64", *TRAIN_ARGS],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(CAPTURE),
+            str(work / "single-weights"),
+            "--data",
+            str(small_cifar),
+            "--outputs",
+            str(work / "single"),
+            "--batch-size",
+            "64",
+            *TRAIN_ARGS,
+        ],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stdout + single.stderr
     return {"work": work, "ddp_log": ddp.stdout + ddp.stderr}
 
@@ -94,8 +144,10 @@ def test_only_rank_zero_logs_and_writes(runs: dict) -> None:
 def test_matches_single_process_at_equal_global_batch(runs: dict) -> None:
     ddp = json.loads((runs["work"] / "ddp" / "metrics.json").read_text())
     single = json.loads((runs["work"] / "single" / "metrics.json").read_text())
-    print(f"accuracy ddp {ddp['accuracy']:.4f} single {single['accuracy']:.4f}; "
-          f"loss ddp {ddp['history'][-1]['loss']:.4f} single {single['history'][-1]['loss']:.4f}")
+    print(
+        f"accuracy ddp {ddp['accuracy']:.4f} single {single['accuracy']:.4f}; "
+        f"loss ddp {ddp['history'][-1]['loss']:.4f} single {single['history'][-1]['loss']:.4f}"
+    )
     assert abs(ddp["accuracy"] - single["accuracy"]) <= ACCURACY_TOLERANCE, (ddp["accuracy"], single["accuracy"])
     ddp_loss, single_loss = ddp["history"][-1]["loss"], single["history"][-1]["loss"]
     assert abs(ddp_loss - single_loss) <= LOSS_TOLERANCE, (ddp_loss, single_loss)

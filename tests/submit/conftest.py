@@ -30,8 +30,9 @@ def small_cifar(cifar_subset: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 def submit(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """``python -m amlvision submit ARGS`` in the repository, as a user would run it."""
-    return subprocess.run([sys.executable, "-m", "amlvision", "submit", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "amlvision", "submit", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def run_record(result: subprocess.CompletedProcess) -> dict:

@@ -31,8 +31,7 @@ def image_options() -> list[str]:
     return ["--base-image", base, "--wheelhouse", str(WHEELHOUSE)]
 
 
-def test_docker_run_collects_model_and_metrics(image_options: list[str], small_cifar: Path,
-                                               cleanup_runs: list) -> None:
+def test_docker_run_collects_model_and_metrics(image_options: list[str], small_cifar: Path, cleanup_runs: list) -> None:
     result = submit("--target", "docker", "--quiet", *image_options, "--", "--data", str(small_cifar), *TRAIN_ARGS)
     record = run_record(result)
     cleanup_runs.append(Path(record["run_dir"]))
@@ -51,8 +50,7 @@ def test_docker_run_collects_model_and_metrics(image_options: list[str], small_c
 
 
 def test_failing_docker_run_reports_exit_code_and_log(image_options: list[str], cleanup_runs: list) -> None:
-    result = submit("--target", "docker", "--quiet", *image_options, "--", "--data", "/nonexistent/images",
-                    *TRAIN_ARGS)
+    result = submit("--target", "docker", "--quiet", *image_options, "--", "--data", "/nonexistent/images", *TRAIN_ARGS)
     record = run_record(result)
     cleanup_runs.append(Path(record["run_dir"]))
     assert result.returncode not in (0, 125, 126, 127)  # train.py's failure, not Docker's

@@ -50,8 +50,19 @@ def test_failing_run_reports_exit_code_and_log(cleanup_runs: list) -> None:
 
 
 def test_two_processes_under_torchrun_log_once(small_cifar: Path, cleanup_runs: list) -> None:
-    result = submit("--target", "local", "--quiet", "--nproc-per-node", "2", "--", "--data", str(small_cifar),
-                    "--batch-size", "32", *TRAIN_ARGS)
+    result = submit(
+        "--target",
+        "local",
+        "--quiet",
+        "--nproc-per-node",
+        "2",
+        "--",
+        "--data",
+        str(small_cifar),
+        "--batch-size",
+        "32",
+        *TRAIN_ARGS,
+    )
     record = run_record(result)
     cleanup_runs.append(Path(record["run_dir"]))
     assert result.returncode == 0, (Path(record["run_dir"]) / "logs" / "std_log.txt").read_text()
@@ -71,8 +82,18 @@ def test_outputs_flag_and_wrong_target_are_refused() -> None:
 def test_train_command_and_data_mounts(tmp_path: Path) -> None:
     rc = load_run_configuration(REPO, "local")
     cmd = train_command(rc, ["--epochs", "2"], "runs/x/outputs", nproc_per_node=1, python=sys.executable)
-    assert cmd == [sys.executable, "train.py", "--data", "cifar10", "--model", "fast", "--epochs", "2", "--outputs",
-                   "runs/x/outputs"]
+    assert cmd == [
+        sys.executable,
+        "train.py",
+        "--data",
+        "cifar10",
+        "--model",
+        "fast",
+        "--epochs",
+        "2",
+        "--outputs",
+        "runs/x/outputs",
+    ]
     with pytest.raises(SubmitError, match="at least 1"):
         train_command(rc, [], "o", nproc_per_node=0)
     data = tmp_path / "data"
@@ -110,11 +131,18 @@ def test_wheel_folder_is_served_read_only_over_http(tmp_path: Path) -> None:
 def test_conda_pip_list_script_checks_python(tmp_path: Path) -> None:
     spec = tmp_path / "env.yml"
     spec.write_text("dependencies:\n  - python=2.7\n  - pip:\n      - numpy\n")
-    result = subprocess.run([sys.executable, str(REPO / "docker" / "conda_pip_list.py"), str(spec)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "docker" / "conda_pip_list.py"), str(spec)], capture_output=True, text=True
+    )
     assert result.returncode != 0 and "asks for python=2.7" in result.stderr
-    spec.write_text(f"dependencies:\n  - python={sys.version_info.major}.{sys.version_info.minor}\n"
-                    "  - pip:\n      - numpy>=1.26\n      - torch==2.14.1\n")
-    result = subprocess.run([sys.executable, str(REPO / "docker" / "conda_pip_list.py"), str(spec)],
-                            capture_output=True, text=True, check=True)
+    spec.write_text(
+        f"dependencies:\n  - python={sys.version_info.major}.{sys.version_info.minor}\n"
+        "  - pip:\n      - numpy>=1.26\n      - torch==2.14.1\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(REPO / "docker" / "conda_pip_list.py"), str(spec)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert result.stdout.split() == ["numpy>=1.26", "torch==2.14.1"]
