@@ -40,6 +40,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("AMLVISION_WHEELHOUSE"),
         help="install the image's packages from this wheel folder, not PyPI (env AMLVISION_WHEELHOUSE)",
     )
+    g.add_argument("--gpus", help="docker run --gpus value, e.g. all (needs the NVIDIA container toolkit)")
     g = parser.add_argument_group("azure")
     g.add_argument("--sdk", choices=("v1", "v2"), default="v2", help="SDK that submits (both are validated)")
     g.add_argument("--job", type=Path, default=Path("aml_config/train-job.yml"), help="v2 command job YAML")
@@ -94,6 +95,7 @@ def _run_here(args: argparse.Namespace, runconfig: str, train_args: list[str]) -
             base_image=args.base_image or DEFAULT_BASE_IMAGE,
             wheelhouse=args.wheelhouse,
             echo=not args.quiet,
+            gpus=args.gpus,
         )
     print(
         f"run {record.run_id}: {record.status} (exit code {record.exit_code}) in {record.duration_s}s; "

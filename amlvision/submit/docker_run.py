@@ -46,7 +46,9 @@ def run_docker(
     base_image: str = DEFAULT_BASE_IMAGE,
     wheelhouse: Path | None = None,
     echo: bool = True,
+    gpus: str | None = None,
 ) -> RunRecord:
+    """``gpus`` is passed to ``docker run --gpus`` (e.g. ``all``; needs the NVIDIA container toolkit)."""
     project = project.resolve()
     train_args = list(train_args or [])
     rc = load_run_configuration(project, runconfig)
@@ -77,6 +79,8 @@ def run_docker(
         f"{project}:{project}",
         *data_mounts(train_args, project),
     ]
+    if gpus:
+        cmd += ["--gpus", gpus]
     for key, value in env.items():
         cmd += ["-e", f"{key}={value}"]
     cmd += [tag, *train_command(rc, train_args, str(record.outputs), nproc_per_node, python="python")]
