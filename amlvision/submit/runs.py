@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from amlvision.submit.command_line import SubmitError
+
 LOG_NAME = "std_log.txt"
 
 
@@ -65,16 +67,21 @@ def stream_process(
     start = time.monotonic()
     tail: deque[str] = deque(maxlen=30)
     with record.log.open("w") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-            errors="replace",
-        )
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                errors="replace",
+            )
+        except OSError as err:  # e.g. no docker client installed: record the failure like a shell would (127)
+            log.write(f"cannot start {cmd[0]}: {err}\n")
+            finish(record, 127, time.monotonic() - start)
+            raise SubmitError(f"cannot start {cmd[0]}: {err}") from err
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
