@@ -58,9 +58,10 @@ RESNET20: dict[str, Any] = {
 }
 
 # airbench94-style: big batches, Nesterov SGD, one-cycle linear schedule, label smoothing 0.2, flips
-# and 2-pixel translation, flip TTA. Another issue tunes it for speed; these are sane starting values.
+# and 2-pixel translation, flip TTA. 3 epochs keep `make train` near 15 minutes on 2 CPU cores (one epoch
+# reaches 71% on CIFAR-10); another issue tunes it for speed.
 FAST: dict[str, Any] = {
-    "epochs": 8,
+    "epochs": 3,
     "batch_size": 512,
     "lr": 0.8,
     "momentum": 0.85,
