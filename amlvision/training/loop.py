@@ -337,7 +337,6 @@ class Trainer:
                    disable=not (self.interactive and self.info.is_main), leave=False, unit="batch")
         log_every = max(1, self.steps_per_epoch // 5)
         start = time.perf_counter()
-        done_before = s.stats.count
         for index, (x, y) in enumerate(batches):
             if index < skip:
                 continue
@@ -368,9 +367,9 @@ class Trainer:
                 raise Interrupted(guard.signum)
         bar.close()
         s.stats.seconds += time.perf_counter() - start
-        self._end_epoch(s.stats.count - done_before)
+        self._end_epoch()
 
-    def _end_epoch(self, images_this_session: int) -> None:
+    def _end_epoch(self) -> None:
         cfg, s = self.cfg, self.state
         totals = torch.tensor([s.stats.loss_sum, s.stats.correct, s.stats.count], dtype=torch.float64)
         distributed.all_reduce_sum(totals)
@@ -387,7 +386,7 @@ class Trainer:
             "val_loss": val_loss,
             "val_accuracy": val_acc,
             "lr": schedule.lr_at(cfg, max(0, s.global_step - 1) / self.total_steps),
-            "images_per_sec": images_this_session * self.info.world_size / seconds if seconds > 0 else math.nan,
+            "images_per_sec": count / seconds if seconds > 0 else math.nan,  # all ranks, training steps only
             "epoch_seconds": seconds,
         }
         s.history.append(row)
