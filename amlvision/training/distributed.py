@@ -90,6 +90,13 @@ def setup(device: str | torch.device | None = None, timeout: datetime.timedelta 
         raise DistributedSetupError(f"RANK={rank} is outside 0..{world_size - 1}")
 
     chosen = _pick_device(device, local_rank)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    if chosen.type == "cuda" and chosen.index != local_rank % max(1, local_world) and local_world > 1:
+        # NCCL refuses two ranks on one GPU ("Duplicate GPU detected") after a long wait; say why now.
+        raise DistributedSetupError(
+            f"device {chosen} for local rank {local_rank} of {local_world}: every process would share one GPU; "
+            "pass --device cuda (or auto) so each process takes GPU LOCAL_RANK"
+        )
     if chosen.type == "cuda":
         torch.cuda.set_device(chosen)
     backend = "nccl" if chosen.type == "cuda" else "gloo"

@@ -117,3 +117,18 @@ def test_incomplete_launcher_environment_is_named(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(distributed.DistributedSetupError, match="WORLD_SIZE='two'"):
         distributed.setup()
+
+
+def test_one_gpu_for_every_local_rank_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "RANK": "1",
+        "LOCAL_RANK": "1",
+        "WORLD_SIZE": "2",
+        "LOCAL_WORLD_SIZE": "2",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29500",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(distributed.DistributedSetupError, match="every process would share one GPU"):
+        distributed.setup(device="cuda:0")
