@@ -22,6 +22,7 @@ def run_local(
     rc = load_run_configuration(project, runconfig)
     if rc.target != "local":
         raise SubmitError(f"run configuration {runconfig!r} targets {rc.target!r}, not 'local'")
+    train_command(rc, list(train_args or []), "outputs", nproc_per_node)  # refuse bad arguments first
     record = new_run(project, "local", runconfig)
     cmd = train_command(rc, list(train_args or []), str(record.outputs), nproc_per_node, python=sys.executable)
     env = dict(os.environ, **{k: str(v) for k, v in (rc.environment.environment_variables or {}).items()})

@@ -73,8 +73,10 @@ def test_two_processes_under_torchrun_log_once(small_cifar: Path, cleanup_runs: 
 
 
 def test_outputs_flag_and_wrong_target_are_refused() -> None:
+    before = set((REPO / "runs").glob("*")) if (REPO / "runs").is_dir() else set()
     result = submit("--target", "local", "--", "--outputs", "elsewhere")
     assert result.returncode == 2 and "do not pass --outputs" in result.stderr
+    assert set((REPO / "runs").glob("*")) - before == set()  # refused before a run folder exists
     result = submit("--target", "local", "--runconfig", "cpu-cluster")
     assert result.returncode == 2 and "targets 'cpu-cluster', not 'local'" in result.stderr
 
