@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="train.py",
         description="Train an image classifier on any supported source, evaluate it and export ONNX.",
         argument_default=argparse.SUPPRESS,
+        epilog="Defaults come from the chosen model's recipe (amlvision/training/recipes.py), then --config YAML, "
+        "then these flags. See docs/training.md.",
     )
     g = p.add_argument_group("data")
     g.add_argument("--data", help="folder, archive, label file, map file, CTF file, packed dir or 'cifar10'")

@@ -1,4 +1,4 @@
-"""A real training run end to end: outputs/ per docs/CONTRACTS.md, metrics that scikit-learn confirms, ONNX = PyTorch."""
+"""A real training run end to end: outputs per docs/CONTRACTS.md, metrics scikit-learn confirms, ONNX = PyTorch."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, classification_report, confusion_mat
 from amlvision.inference import Predictor
 from amlvision.training.export import ExportMismatch, verify_onnx
 from amlvision.training.models import FlipTTA, build_model
+
 from .helpers import predictions
 
 OUTPUT_FILES = ("model.onnx", "labels.json", "preprocess.json", "model.pt", "metrics.json", "confusion_matrix.png",
