@@ -39,21 +39,44 @@ def main() -> int:
     args, extra = parser.parse_known_args()
     configure_logging()
     outputs = args.outputs or tempfile.mkdtemp(prefix="convnet-cifar-")
-    cfg = parse_config(["--data", args.data, "--model", "convnet", "--epochs", str(args.epochs), "--outputs",
-                        outputs, "--threads", str(args.threads), "--progress", "log", *extra])
+    cfg = parse_config(
+        [
+            "--data",
+            args.data,
+            "--model",
+            "convnet",
+            "--epochs",
+            str(args.epochs),
+            "--outputs",
+            outputs,
+            "--threads",
+            str(args.threads),
+            "--progress",
+            "log",
+            *extra,
+        ]
+    )
     start = time.perf_counter()
     metrics = train(cfg)
     wall = time.perf_counter() - start
     history = metrics["history"]
     error = 1 - metrics["accuracy"]
-    print(json.dumps({
-        "model": "convnet", "epochs": args.epochs, "test_accuracy": round(metrics["accuracy"], 4),
-        "test_error": round(error, 4), "train_seconds": round(metrics["train_seconds"], 1),
-        "wall_seconds": round(wall, 1), "images_per_sec": round(sum(h["images_per_sec"] for h in history) /
-                                                                 len(history), 1),
-        "cntk_published_error": CNTK_PUBLISHED_ERROR, "error_ratio_vs_cntk": round(error / CNTK_PUBLISHED_ERROR, 3),
-        "outputs": outputs,
-    }))
+    print(
+        json.dumps(
+            {
+                "model": "convnet",
+                "epochs": args.epochs,
+                "test_accuracy": round(metrics["accuracy"], 4),
+                "test_error": round(error, 4),
+                "train_seconds": round(metrics["train_seconds"], 1),
+                "wall_seconds": round(wall, 1),
+                "images_per_sec": round(sum(h["images_per_sec"] for h in history) / len(history), 1),
+                "cntk_published_error": CNTK_PUBLISHED_ERROR,
+                "error_ratio_vs_cntk": round(error / CNTK_PUBLISHED_ERROR, 3),
+                "outputs": outputs,
+            }
+        )
+    )
     return 0
 
 

@@ -49,8 +49,14 @@ def _load_split(data: Path, split: str | None, channels: int) -> tuple[list[str]
     return items.class_names, [items.load(i, channels) for i in range(len(items))], items.labels, chosen
 
 
-def evaluate_model_dir(model_dir: str | Path, data: str | Path, *, split: str | None = None,
-                       out: str | Path | None = None, batch_size: int = 256) -> dict:
+def evaluate_model_dir(
+    model_dir: str | Path,
+    data: str | Path,
+    *,
+    split: str | None = None,
+    out: str | Path | None = None,
+    batch_size: int = 256,
+) -> dict:
     """Run the ONNX model over ``data`` and write the evaluation files; returns the metrics."""
     from amlvision.inference import Predictor
     from amlvision.training.evaluation import MistakeGallery, evaluate_predictions
@@ -74,20 +80,36 @@ def evaluate_model_dir(model_dir: str | Path, data: str | Path, *, split: str | 
         probabilities.append(probs)
     probs = np.concatenate(probabilities) if probabilities else np.zeros((0, len(predictor.labels)))
     out_dir = Path(out) if out else Path(model_dir) / "evaluation" / data.name
-    return evaluate_predictions(labels, probs, predictor.labels, out_dir, gallery=gallery,
-                                extra={"data": str(data), "split": chosen, "model_dir": str(model_dir),
-                                       "engine": "onnxruntime"})
+    return evaluate_predictions(
+        labels,
+        probs,
+        predictor.labels,
+        out_dir,
+        gallery=gallery,
+        extra={"data": str(data), "split": chosen, "model_dir": str(model_dir), "engine": "onnxruntime"},
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        metrics = evaluate_model_dir(args.model_dir, args.data, split=args.split, out=args.out,
-                                     batch_size=args.batch_size)
+        metrics = evaluate_model_dir(
+            args.model_dir, args.data, split=args.split, out=args.out, batch_size=args.batch_size
+        )
     except (FileNotFoundError, ValueError) as exc:
         print(f"amlvision evaluate: {exc}", file=sys.stderr)
         return 2
     out = args.out or str(Path(args.model_dir) / "evaluation" / Path(args.data).name)
-    print(json.dumps({"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
-                      "num_samples": metrics["num_samples"], "split": metrics["split"], "outputs": out}, indent=2))
+    print(
+        json.dumps(
+            {
+                "accuracy": metrics["accuracy"],
+                "macro_f1": metrics["macro_f1"],
+                "num_samples": metrics["num_samples"],
+                "split": metrics["split"],
+                "outputs": out,
+            },
+            indent=2,
+        )
+    )
     print(Path(out, "classification_report.txt").read_text())
     return 0

@@ -113,8 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--final-lr-fraction", type=float, help="onecycle: lr at the end as a fraction of the peak")
     g.add_argument("--tta", type=_bool, metavar="BOOL", help="evaluate and export with horizontal-flip TTA")
     g = p.add_argument_group("transforms (CNTK terms)")
-    g.add_argument("--translate", type=int, help="random shift of up to N pixels (= CNTK's 0.8 randomside crop "
-                   "of CIFAR images pre-padded by 4 when N is 4); packed reader")
+    g.add_argument(
+        "--translate",
+        type=int,
+        help="random shift of up to N pixels (= CNTK's 0.8 randomside crop "
+        "of CIFAR images pre-padded by 4 when N is 4); packed reader",
+    )
     g.add_argument("--crop-type", choices=CROP_TYPES, help="CNTK crop transform type for training")
     g.add_argument("--side-ratio", type=float, help="CNTK crop side_ratio")
     g.add_argument("--jitter-type", choices=("none", "uniratio"), help="CNTK crop jitter_type")
@@ -122,8 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scale", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"), help="CNTK scale transform size")
     g.add_argument("--channels", type=int, choices=(0, 1, 3), help="1 gray, 3 RGB, 0 = from the data (default)")
     g.add_argument("--interpolations", choices=("linear", "nearest", "cubic", "lanczos"))
-    g.add_argument("--mean-std", choices=("data", "cntk", "none"), help="normalisation: per-channel data mean/std, "
-                   "CNTK's (x - mean)/256, or none")
+    g.add_argument(
+        "--mean-std",
+        choices=("data", "cntk", "none"),
+        help="normalisation: per-channel data mean/std, CNTK's (x - mean)/256, or none",
+    )
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int)
     g.add_argument("--outputs", help="output folder (default outputs/)")

@@ -50,8 +50,9 @@ class TrainingData:
     stats_source: Any = None  # the training split, un-augmented, in file order (normalisation, whitening)
 
 
-def transforms_config(cfg: TrainConfig, image_shape: tuple[int, int, int], always_scale: bool = False
-                      ) -> list[dict[str, Any]]:
+def transforms_config(
+    cfg: TrainConfig, image_shape: tuple[int, int, int], always_scale: bool = False
+) -> list[dict[str, Any]]:
     """CNTK ``crop`` / ``scale`` transforms for the reader (empty when the vectorised path suffices).
 
     ``always_scale``: the image reader decodes files of any size and mode, so its ``scale`` transform
@@ -62,11 +63,25 @@ def transforms_config(cfg: TrainConfig, image_shape: tuple[int, int, int], alway
         width, height = cfg.scale
     transforms: list[dict[str, Any]] = []
     if cfg.crop_type != "none":
-        transforms.append({"type": "crop", "crop_type": cfg.crop_type, "side_ratio": cfg.side_ratio,
-                           "jitter_type": cfg.jitter_type, "hflip": cfg.flip})
+        transforms.append(
+            {
+                "type": "crop",
+                "crop_type": cfg.crop_type,
+                "side_ratio": cfg.side_ratio,
+                "jitter_type": cfg.jitter_type,
+                "hflip": cfg.flip,
+            }
+        )
     if transforms or cfg.scale or always_scale:
-        transforms.append({"type": "scale", "width": width, "height": height, "channels": channels,
-                           "interpolations": cfg.interpolations})
+        transforms.append(
+            {
+                "type": "scale",
+                "width": width,
+                "height": height,
+                "channels": channels,
+                "interpolations": cfg.interpolations,
+            }
+        )
     return transforms
 
 
@@ -151,16 +166,24 @@ class _Splitter:
         if not is_packed(out):
             images, labels = packed.images(split), packed.labels(split)
             with contextlib.suppress(FileExistsError):  # another rank or run wrote it first
-                write_packed(out, {"train": (images[train_idx], labels[train_idx]),
-                                   "validation": (images[val_idx], labels[val_idx])}, packed.class_names,
-                             source={"derived_from": str(path), "split": split, "seed": self.cfg.seed,
-                                     "val_fraction": self.cfg.val_fraction})
+                write_packed(
+                    out,
+                    {"train": (images[train_idx], labels[train_idx]), "validation": (images[val_idx], labels[val_idx])},
+                    packed.class_names,
+                    source={
+                        "derived_from": str(path),
+                        "split": split,
+                        "seed": self.cfg.seed,
+                        "val_fraction": self.cfg.val_fraction,
+                    },
+                )
         return out
 
     def map_files(self, items: Any, train_idx: np.ndarray, val_idx: np.ndarray) -> Path:
         if items.paths is None:
-            raise ValueError(f"{self.cfg.data}: in-memory images cannot be split for the image reader; "
-                             "use --reader packed")
+            raise ValueError(
+                f"{self.cfg.data}: in-memory images cannot be split for the image reader; use --reader packed"
+            )
         folder = self.work / "data"
         folder.mkdir(parents=True, exist_ok=True)
         for name, idx in (("train", train_idx), ("validation", val_idx)):
@@ -169,8 +192,9 @@ class _Splitter:
         return folder
 
 
-def load_training_data(cfg: TrainConfig, *, rank: int = 0, world_size: int = 1, device: torch.device | None = None,
-                       drop_last: bool = False) -> TrainingData:
+def load_training_data(
+    cfg: TrainConfig, *, rank: int = 0, world_size: int = 1, device: torch.device | None = None, drop_last: bool = False
+) -> TrainingData:
     """Open ``cfg.data`` with ``cfg.reader`` and decide the held-out split (see module docstring)."""
     data = download_cifar10() if cfg.data == "cifar10" else Path(cfg.data)
     if not data.exists():
@@ -208,12 +232,19 @@ def load_training_data(cfg: TrainConfig, *, rank: int = 0, world_size: int = 1, 
         if cfg.val_fraction <= 0:
             raise ValueError(f"{cfg.data}: no test split and --val-fraction 0; nothing to evaluate on")
         if labels_of is None:
-            raise ValueError(f"{cfg.data}: CTF data without a test split; give train.ctf and test.ctf (CNTK's "
-                             "Train_cntk_text.txt / Test_cntk_text.txt) or use --reader packed")
+            raise ValueError(
+                f"{cfg.data}: CTF data without a test split; give train.ctf and test.ctf (CNTK's "
+                "Train_cntk_text.txt / Test_cntk_text.txt) or use --reader packed"
+            )
         train_idx, val_idx = _stratified_split(labels_of(train_split), cfg.val_fraction, cfg.seed)
-        split_record.update(heldout="validation (stratified from train)", seed=cfg.seed, fraction=cfg.val_fraction,
-                            source_split=train_split, train_indexes=train_idx.tolist(),
-                            validation_indexes=val_idx.tolist())
+        split_record.update(
+            heldout="validation (stratified from train)",
+            seed=cfg.seed,
+            fraction=cfg.val_fraction,
+            source_split=train_split,
+            train_indexes=train_idx.tolist(),
+            validation_indexes=val_idx.tolist(),
+        )
         splitter = _Splitter(cfg, Path(cfg.outputs))
         if cfg.reader == "packed":
             data = splitter.packed(data, train_split, train_idx, val_idx)
@@ -232,10 +263,28 @@ def load_training_data(cfg: TrainConfig, *, rank: int = 0, world_size: int = 1, 
     transforms = transforms_config(cfg, image_shape, always_scale=cfg.reader == "image")
     if cfg.scale:
         image_shape = (image_shape[0], cfg.scale[1], cfg.scale[0])
-    train = make_source(cfg.reader, data, train_split, train=True, transforms=transforms or None,
-                        augment=augment_config(cfg), rank=rank, world_size=world_size, drop_last=drop_last,
-                        **({"epoch_size": cfg.epoch_size} if cfg.epoch_size else {}), **common)
+    train = make_source(
+        cfg.reader,
+        data,
+        train_split,
+        train=True,
+        transforms=transforms or None,
+        augment=augment_config(cfg),
+        rank=rank,
+        world_size=world_size,
+        drop_last=drop_last,
+        **({"epoch_size": cfg.epoch_size} if cfg.epoch_size else {}),
+        **common,
+    )
     heldout = make_source(cfg.reader, data, heldout_split, train=False, transforms=transforms or None, **common)
     stats = make_source(cfg.reader, data, train_split, train=False, transforms=transforms or None, **common)
-    return TrainingData(train=train, heldout=heldout, class_names=list(train.class_names), image_shape=image_shape,
-                        heldout_name=heldout_name, checksum=checksum, split=split_record, stats_source=stats)
+    return TrainingData(
+        train=train,
+        heldout=heldout,
+        class_names=list(train.class_names),
+        image_shape=image_shape,
+        heldout_name=heldout_name,
+        checksum=checksum,
+        split=split_record,
+        stats_source=stats,
+    )

@@ -39,8 +39,9 @@ class MistakeGallery:
         for i in wrong[np.argsort(-confidence[wrong])]:
             if confidence[i] <= threshold and len(self.items) >= self.size:
                 break
-            self.items.append((float(confidence[i]), offset + int(i), int(labels[i]), int(predicted[i]),
-                               np.array(images_nhwc[i])))
+            self.items.append(
+                (float(confidence[i]), offset + int(i), int(labels[i]), int(predicted[i]), np.array(images_nhwc[i]))
+            )
         self.items.sort(key=lambda item: -item[0])
         del self.items[self.size :]
 
@@ -61,10 +62,12 @@ def evaluate_predictions(
     predicted = probabilities.argmax(axis=1)
     indexes = list(range(len(class_names)))
     matrix = confusion_matrix(labels, predicted, labels=indexes)
-    report_text = classification_report(labels, predicted, labels=indexes, target_names=class_names, digits=4,
-                                        zero_division=0)
-    report = classification_report(labels, predicted, labels=indexes, target_names=class_names, output_dict=True,
-                                   zero_division=0)
+    report_text = classification_report(
+        labels, predicted, labels=indexes, target_names=class_names, digits=4, zero_division=0
+    )
+    report = classification_report(
+        labels, predicted, labels=indexes, target_names=class_names, output_dict=True, zero_division=0
+    )
     metrics: dict[str, Any] = {
         "accuracy": float(accuracy_score(labels, predicted)),
         "num_samples": int(len(labels)),
@@ -77,8 +80,12 @@ def evaluate_predictions(
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out_dir / "classification_report.txt").write_text(report_text)
     (out_dir / "confusion_matrix.json").write_text(json.dumps(metrics["confusion_matrix"], indent=2))
-    np.savez_compressed(out_dir / "predictions.npz", labels=labels, probabilities=probabilities.astype(np.float32),
-                        class_names=np.array(class_names))
+    np.savez_compressed(
+        out_dir / "predictions.npz",
+        labels=labels,
+        probabilities=probabilities.astype(np.float32),
+        class_names=np.array(class_names),
+    )
     plot_confusion_matrix(matrix, class_names, out_dir / "confusion_matrix.png")
     plot_mistakes(gallery or MistakeGallery(), class_names, out_dir / "mistakes.png")
     return metrics
@@ -112,8 +119,15 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path
         top = matrix.max() if matrix.size else 0
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if matrix[i, j] > top / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if matrix[i, j] > top / 2 else "black",
+                )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -131,8 +145,13 @@ def plot_mistakes(gallery: MistakeGallery, class_names: list[str], path: Path) -
     if not items:
         axes[0, 0].text(0, 0.5, "no mistakes", fontsize=12)
     for ax, (confidence, index, true, pred, image) in zip(axes.flat, items, strict=False):
-        ax.imshow(image[:, :, 0] if image.shape[2] == 1 else image, cmap="gray" if image.shape[2] == 1 else None,
-                  vmin=0, vmax=255, interpolation="nearest")
+        ax.imshow(
+            image[:, :, 0] if image.shape[2] == 1 else image,
+            cmap="gray" if image.shape[2] == 1 else None,
+            vmin=0,
+            vmax=255,
+            interpolation="nearest",
+        )
         ax.set_title(f"#{index}\n{class_names[true]} -> {class_names[pred]} ({confidence:.0%})", fontsize=8)
     fig.suptitle("most confident mistakes")
     fig.tight_layout()

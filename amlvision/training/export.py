@@ -64,8 +64,12 @@ def verify_onnx(model: nn.Module, onnx_path: Path, inputs: torch.Tensor) -> dict
     scale = float(np.abs(expected).max()) if expected.size else 0.0
     tolerance = ATOL + RTOL * scale
     argmax_agree = float((actual.argmax(1) == expected.argmax(1)).mean()) if len(actual) else 1.0
-    figures = {"max_abs_diff": max_diff, "tolerance": tolerance, "argmax_agreement": argmax_agree,
-               "images": int(len(inputs))}
+    figures = {
+        "max_abs_diff": max_diff,
+        "tolerance": tolerance,
+        "argmax_agreement": argmax_agree,
+        "images": int(len(inputs)),
+    }
     if not np.isfinite(actual).all() or max_diff > tolerance:
         raise ExportMismatch(
             f"{onnx_path}: ONNX Runtime logits differ from PyTorch by {max_diff:.3g} on {len(inputs)} real images "

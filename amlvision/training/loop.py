@@ -41,8 +41,19 @@ log = logging.getLogger("amlvision.train")
 
 INTERRUPTED_EXIT = {signal.SIGTERM: 143, signal.SIGINT: 130}
 # Keys that must match between a checkpoint and the resuming run, or the result would not be the same run.
-RESUME_KEYS = ("data", "reader", "model", "epochs", "batch_size", "seed", "lr", "lr_schedule", "epoch_size",
-               "val_fraction", "scale")
+RESUME_KEYS = (
+    "data",
+    "reader",
+    "model",
+    "epochs",
+    "batch_size",
+    "seed",
+    "lr",
+    "lr_schedule",
+    "epoch_size",
+    "val_fraction",
+    "scale",
+)
 
 
 class Interrupted(Exception):
@@ -66,8 +77,9 @@ class Normalizer:
         return (x - mean) / std
 
 
-def scan_training_images(source: Any, mode: str, sample_size: int = 5000, max_images: int = 50_000
-                         ) -> tuple[Normalizer, torch.Tensor]:
+def scan_training_images(
+    source: Any, mode: str, sample_size: int = 5000, max_images: int = 50_000
+) -> tuple[Normalizer, torch.Tensor]:
     """One pass over the un-augmented training split: per-channel mean/std and an evenly spaced image sample.
 
     ``mode``: 'data' (mean and std of the data), 'cntk' (the mean, and 256 as CNTK's ``x / 256``) or
@@ -160,8 +172,14 @@ def _uint8_nhwc(x: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict_source(model: nn.Module, source: Any, normalize: Normalizer, device: torch.device, batch_size: int,
-                   gallery: MistakeGallery | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+def predict_source(
+    model: nn.Module,
+    source: Any,
+    normalize: Normalizer,
+    device: torch.device,
+    batch_size: int,
+    gallery: MistakeGallery | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Probabilities, labels and mean cross-entropy over one full pass of ``source``."""
     model.eval()
     probs, labels, loss_sum, offset = [], [], 0.0, 0
@@ -221,8 +239,9 @@ class Trainer:
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.outputs.mkdir(parents=True, exist_ok=True)
-        self.data: TrainingData = load_training_data(cfg, rank=self.info.rank, world_size=self.info.world_size,
-                                                     drop_last=self.info.world_size > 1)
+        self.data: TrainingData = load_training_data(
+            cfg, rank=self.info.rank, world_size=self.info.world_size, drop_last=self.info.world_size > 1
+        )
         self.normalize, sample = scan_training_images(self.data.stats_source, cfg.mean_std)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, len(self.data.class_names), self.data.image_shape)
@@ -241,7 +260,8 @@ class Trainer:
         self.state = RunState()
         self.tracker: Tracker = (
             open_tracker(self.outputs, cfg.experiment, run_name=f"{cfg.model}-seed{cfg.seed}")
-            if self.info.is_main else NullTracker()
+            if self.info.is_main
+            else NullTracker()
         )
         if cfg.resume:
             self._resume()
@@ -255,16 +275,23 @@ class Trainer:
             detail = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(self.cfg, k)!r}" for k in differ)
             raise ValueError(f"{path}: cannot resume, the configuration changed ({detail})")
         if ckpt.get("data_checksum") != self.data.checksum:
-            raise ValueError(f"{path}: cannot resume, the data changed (checksum {ckpt.get('data_checksum')} -> "
-                             f"{self.data.checksum})")
+            raise ValueError(
+                f"{path}: cannot resume, the data changed (checksum {ckpt.get('data_checksum')} -> "
+                f"{self.data.checksum})"
+            )
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.state = RunState(epoch=ckpt["epoch"], step_in_epoch=ckpt["step_in_epoch"],
-                              global_step=ckpt["global_step"], history=ckpt["history"],
-                              stats=EpochStats(**ckpt["stats"]))
+        self.state = RunState(
+            epoch=ckpt["epoch"],
+            step_in_epoch=ckpt["step_in_epoch"],
+            global_step=ckpt["global_step"],
+            history=ckpt["history"],
+            stats=EpochStats(**ckpt["stats"]),
+        )
         self._resume_rng = ckpt["rng"] if ckpt["step_in_epoch"] else None
-        log.info("resumed from %s at epoch %d, step %d of the epoch", path, self.state.epoch + 1,
-                 self.state.step_in_epoch)
+        log.info(
+            "resumed from %s at epoch %d, step %d of the epoch", path, self.state.epoch + 1, self.state.step_in_epoch
+        )
 
     def _checkpoint(self) -> None:
         if not self.info.is_main:
@@ -312,15 +339,36 @@ class Trainer:
         if data.split.get("validation_indexes") is not None:
             (self.outputs / "split.json").write_text(json.dumps(data.split))
         repo = Path(__file__).resolve().parents[2]
-        self.tracker.set_tags({"data_checksum": data.checksum, "model": cfg.model, "git_commit": git_commit(repo),
-                               "reader": cfg.reader, "heldout": data.heldout_name})
+        self.tracker.set_tags(
+            {
+                "data_checksum": data.checksum,
+                "model": cfg.model,
+                "git_commit": git_commit(repo),
+                "reader": cfg.reader,
+                "heldout": data.heldout_name,
+            }
+        )
         self.tracker.log_params({k: v for k, v in cfg.to_dict().items() if k not in ("resume",)})
-        log.info("data %s: %d training images (%s), held-out %s: %d images, %d classes, input %s, checksum %s",
-                 cfg.data, len(data.train), cfg.reader, data.heldout_name, len(data.heldout), len(data.class_names),
-                 "x".join(map(str, data.image_shape)), data.checksum)
-        log.info("model %s (%d trainable parameters) on %s; %d epochs x %d steps of %d", cfg.model,
-                 sum(p.numel() for p in self.model.parameters() if p.requires_grad), self.device, cfg.epochs,
-                 self.steps_per_epoch, cfg.batch_size)
+        log.info(
+            "data %s: %d training images (%s), held-out %s: %d images, %d classes, input %s, checksum %s",
+            cfg.data,
+            len(data.train),
+            cfg.reader,
+            data.heldout_name,
+            len(data.heldout),
+            len(data.class_names),
+            "x".join(map(str, data.image_shape)),
+            data.checksum,
+        )
+        log.info(
+            "model %s (%d trainable parameters) on %s; %d epochs x %d steps of %d",
+            cfg.model,
+            sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+            self.device,
+            cfg.epochs,
+            self.steps_per_epoch,
+            cfg.batch_size,
+        )
 
     def _train_epoch(self, guard: _SignalGuard) -> None:
         cfg, s = self.cfg, self.state
@@ -333,8 +381,14 @@ class Trainer:
             s.stats = EpochStats()
         self.train_model.train()
         batches = self.data.train.iter_epoch(s.epoch, cfg.batch_size, self.drop_last)
-        bar = tqdm(total=self.steps_per_epoch, initial=skip, desc=f"epoch {s.epoch + 1}/{cfg.epochs}",
-                   disable=not (self.interactive and self.info.is_main), leave=False, unit="batch")
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=skip,
+            desc=f"epoch {s.epoch + 1}/{cfg.epochs}",
+            disable=not (self.interactive and self.info.is_main),
+            leave=False,
+            unit="batch",
+        )
         log_every = max(1, self.steps_per_epoch // 5)
         start = time.perf_counter()
         for index, (x, y) in enumerate(batches):
@@ -345,8 +399,9 @@ class Trainer:
             logits = self.train_model(self.normalize(x))
             loss = self.criterion(logits, y)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {float(loss)} at epoch {s.epoch + 1} step {index + 1}; "
-                                         f"lower --lr (now {lr:g})")
+                raise FloatingPointError(
+                    f"loss became {float(loss)} at epoch {s.epoch + 1} step {index + 1}; lower --lr (now {lr:g})"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -356,14 +411,25 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{s.stats.loss_sum / s.stats.count:.3f}", lr=f"{lr:.3g}")
             if not self.interactive and self.info.is_main and (index + 1) % log_every == 0:
-                log.info("epoch %d/%d step %d/%d loss %.4f lr %.4g", s.epoch + 1, cfg.epochs, index + 1,
-                         self.steps_per_epoch, s.stats.loss_sum / s.stats.count, lr)
+                log.info(
+                    "epoch %d/%d step %d/%d loss %.4f lr %.4g",
+                    s.epoch + 1,
+                    cfg.epochs,
+                    index + 1,
+                    self.steps_per_epoch,
+                    s.stats.loss_sum / s.stats.count,
+                    lr,
+                )
             if guard.signum is not None:
                 bar.close()
                 s.stats.seconds += time.perf_counter() - start
                 self._checkpoint()
-                log.warning("checkpoint written to %s at epoch %d step %d; continue with --resume",
-                            self.outputs / CHECKPOINT_NAME, s.epoch + 1, s.step_in_epoch)
+                log.warning(
+                    "checkpoint written to %s at epoch %d step %d; continue with --resume",
+                    self.outputs / CHECKPOINT_NAME,
+                    s.epoch + 1,
+                    s.step_in_epoch,
+                )
                 raise Interrupted(guard.signum)
         bar.close()
         s.stats.seconds += time.perf_counter() - start
@@ -375,8 +441,9 @@ class Trainer:
         distributed.all_reduce_sum(totals)
         loss_sum, correct, count = totals.tolist()
         eval_model = self.eval_model()
-        probs, labels, val_loss = predict_source(eval_model, self.data.heldout, self.normalize, self.device,
-                                                 cfg.eval_batch_size)
+        probs, labels, val_loss = predict_source(
+            eval_model, self.data.heldout, self.normalize, self.device, cfg.eval_batch_size
+        )
         val_acc = float((probs.argmax(1) == labels).mean()) if len(labels) else math.nan
         seconds = s.stats.seconds
         row = {
@@ -395,8 +462,17 @@ class Trainer:
         s.stats = EpochStats()
         if self.info.is_main:
             self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
-            log.info("epoch %d/%d loss %.4f acc %.4f val_loss %.4f val_acc %.4f lr %.4g %.0f img/s", row["epoch"],
-                     cfg.epochs, row["loss"], row["accuracy"], val_loss, val_acc, row["lr"], row["images_per_sec"])
+            log.info(
+                "epoch %d/%d loss %.4f acc %.4f val_loss %.4f val_acc %.4f lr %.4g %.0f img/s",
+                row["epoch"],
+                cfg.epochs,
+                row["loss"],
+                row["accuracy"],
+                val_loss,
+                val_acc,
+                row["lr"],
+                row["images_per_sec"],
+            )
         self._checkpoint()
         distributed.barrier()
 
@@ -407,9 +483,15 @@ class Trainer:
     def preprocess(self) -> dict[str, Any]:
         channels, height, width = self.data.image_shape
         return {
-            "height": height, "width": width, "channels": channels,
-            "channel_order": "RGB" if channels == 3 else "L", "layout": "NCHW", "dtype": "float32",
-            "resize": "bilinear", "mean": self.normalize.mean, "std": self.normalize.std,
+            "height": height,
+            "width": width,
+            "channels": channels,
+            "channel_order": "RGB" if channels == 3 else "L",
+            "layout": "NCHW",
+            "dtype": "float32",
+            "resize": "bilinear",
+            "mean": self.normalize.mean,
+            "std": self.normalize.std,
         }
 
     def _finish(self) -> dict[str, Any]:
@@ -417,14 +499,21 @@ class Trainer:
         model = self.eval_model()
         gallery = MistakeGallery()
         start = time.perf_counter()
-        probs, labels, val_loss = predict_source(model, data.heldout, self.normalize, self.device,
-                                                 cfg.eval_batch_size, gallery)
+        probs, labels, val_loss = predict_source(
+            model, data.heldout, self.normalize, self.device, cfg.eval_batch_size, gallery
+        )
         eval_seconds = time.perf_counter() - start
         train_seconds = sum(r["epoch_seconds"] for r in self.state.history)
         extra = {
-            "model": cfg.model, "heldout": data.heldout_name, "loss": val_loss, "epochs": cfg.epochs,
-            "train_seconds": train_seconds, "eval_seconds": eval_seconds, "data_checksum": data.checksum,
-            "history": self.state.history, "tta": cfg.tta,
+            "model": cfg.model,
+            "heldout": data.heldout_name,
+            "loss": val_loss,
+            "epochs": cfg.epochs,
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+            "data_checksum": data.checksum,
+            "history": self.state.history,
+            "tta": cfg.tta,
         }
         metrics = evaluate_predictions(labels, probs, data.class_names, self.outputs, gallery=gallery, extra=extra)
         torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, self.outputs / "model.pt")
@@ -433,18 +522,29 @@ class Trainer:
         self.model.to(self.device)
         metrics["onnx_check"] = onnx_check
         (self.outputs / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        self.tracker.log_metrics({"final_accuracy": metrics["accuracy"], "final_macro_f1": metrics["macro_f1"],
-                                  "train_seconds": train_seconds}, step=cfg.epochs)
+        self.tracker.log_metrics(
+            {
+                "final_accuracy": metrics["accuracy"],
+                "final_macro_f1": metrics["macro_f1"],
+                "train_seconds": train_seconds,
+            },
+            step=cfg.epochs,
+        )
         self.tracker.log_table("per_class_metrics", per_class_table(metrics))
-        self.tracker.log_confusion_matrix("confusion_matrix", data.class_names,
-                                          metrics["confusion_matrix"]["matrix"])
+        self.tracker.log_confusion_matrix("confusion_matrix", data.class_names, metrics["confusion_matrix"]["matrix"])
         for name in ("confusion_matrix", "mistakes"):
             self.tracker.log_image(name, self.outputs / f"{name}.png")
         for name in ("metrics.json", "classification_report.txt", "model.onnx", "labels.json", "preprocess.json"):
             self.tracker.log_artifact(self.outputs / name)
-        log.info("held-out %s accuracy %.4f (macro F1 %.4f) on %d images; ONNX max |diff| %.2g; outputs in %s",
-                 data.heldout_name, metrics["accuracy"], metrics["macro_f1"], metrics["num_samples"],
-                 onnx_check["max_abs_diff"], self.outputs)
+        log.info(
+            "held-out %s accuracy %.4f (macro F1 %.4f) on %d images; ONNX max |diff| %.2g; outputs in %s",
+            data.heldout_name,
+            metrics["accuracy"],
+            metrics["macro_f1"],
+            metrics["num_samples"],
+            onnx_check["max_abs_diff"],
+            self.outputs,
+        )
         return metrics
 
     def _check_images(self, count: int = 64) -> torch.Tensor:
@@ -454,8 +554,12 @@ class Trainer:
 
 
 def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:

@@ -205,8 +205,13 @@ class Tracker:
             try:
                 getattr(backend, method)(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - tracking must never end training
-                log.warning("tracking backend %s failed in %s (%s: %s); disabling it",
-                            backend.name, method, type(exc).__name__, exc)
+                log.warning(
+                    "tracking backend %s failed in %s (%s: %s); disabling it",
+                    backend.name,
+                    method,
+                    type(exc).__name__,
+                    exc,
+                )
                 self.backends.remove(backend)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:

@@ -62,8 +62,22 @@ def fast_run(cifar_packed: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     from amlvision.training.loop import main
 
     outputs = tmp_path_factory.mktemp("fast") / "outputs"
-    args = ["--data", str(cifar_packed), "--model", "fast", "--epochs", "2", "--batch-size", "128",
-            "--outputs", str(outputs), "--threads", "2", "--progress", "log"]
+    args = [
+        "--data",
+        str(cifar_packed),
+        "--model",
+        "fast",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "128",
+        "--outputs",
+        str(outputs),
+        "--threads",
+        "2",
+        "--progress",
+        "log",
+    ]
     mp = pytest.MonkeyPatch()
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "AZUREML_RUN_ID"):
         mp.delenv(name, raising=False)

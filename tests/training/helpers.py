@@ -14,8 +14,21 @@ TRAIN_PY = REPO / "train.py"
 
 
 def train_args(data: Path, outputs: Path, *extra: str, model: str = "resnet20", epochs: int = 2) -> list[str]:
-    return ["--data", str(data), "--model", model, "--epochs", str(epochs), "--outputs", str(outputs),
-            "--threads", "2", "--progress", "log", *extra]
+    return [
+        "--data",
+        str(data),
+        "--model",
+        model,
+        "--epochs",
+        str(epochs),
+        "--outputs",
+        str(outputs),
+        "--threads",
+        "2",
+        "--progress",
+        "log",
+        *extra,
+    ]
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
@@ -25,13 +38,25 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 
 
 def start_train(args: list[str], **env: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(TRAIN_PY), *args], cwd=REPO, env=subprocess_env(**env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(TRAIN_PY), *args],
+        cwd=REPO,
+        env=subprocess_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def run_train(args: list[str], timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TRAIN_PY), *args], cwd=REPO, env=subprocess_env(**env),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(TRAIN_PY), *args],
+        cwd=REPO,
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def predictions(outputs: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -26,8 +26,9 @@ def test_cntk_convnet_schedule_scales_with_epochs() -> None:
     cfg = parse_config(["--model", "convnet"])
     assert cfg.epochs == 80 and cfg.batch_size == 64
     per_sample = [lr_at(cfg, epoch / 80) / 64 for epoch in (0, 19, 20, 40, 60, 70, 79)]
-    assert per_sample == pytest.approx([0.0015625, 0.0015625, 0.00046875, 0.00015625, 0.000046875, 0.000015625,
-                                        0.000015625])
+    assert per_sample == pytest.approx(
+        [0.0015625, 0.0015625, 0.00046875, 0.00015625, 0.000046875, 0.000015625, 0.000015625]
+    )
     assert [momentum_at(cfg, e / 80) for e in (0, 20, 40)] == [0.0, 0.899, 0.948]
 
 

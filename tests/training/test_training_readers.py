@@ -24,8 +24,9 @@ def cifar_ctf(cifar_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.mark.parametrize("reader", ["packed", "image", "ctf"])
-def test_each_reader_trains_resnet20_above_chance(reader: str, cifar_subset: Path, cifar_packed: Path,
-                                                   cifar_ctf: Path, tmp_path: Path) -> None:
+def test_each_reader_trains_resnet20_above_chance(
+    reader: str, cifar_subset: Path, cifar_packed: Path, cifar_ctf: Path, tmp_path: Path
+) -> None:
     data = {"packed": cifar_packed, "image": cifar_subset, "ctf": cifar_ctf}[reader]
     outputs = tmp_path / "out"
     assert main(train_args(data, outputs, "--reader", reader, "--batch-size", "64", "--workers", "0")) == 0
@@ -36,11 +37,26 @@ def test_each_reader_trains_resnet20_above_chance(reader: str, cifar_subset: Pat
 
 
 @pytest.mark.parametrize("reader", ["packed", "image"])
-def test_grayscale_digits_train_with_stratified_validation_split(reader: str, digits_folder: Path,
-                                                                 tmp_path: Path) -> None:
+def test_grayscale_digits_train_with_stratified_validation_split(
+    reader: str, digits_folder: Path, tmp_path: Path
+) -> None:
     outputs = tmp_path / "out"
-    args = train_args(digits_folder, outputs, "--reader", reader, "--batch-size", "64", "--seed", "3",
-                      "--workers", "0", "--translate", "1", "--flip", "false")
+    args = train_args(
+        digits_folder,
+        outputs,
+        "--reader",
+        reader,
+        "--batch-size",
+        "64",
+        "--seed",
+        "3",
+        "--workers",
+        "0",
+        "--translate",
+        "1",
+        "--flip",
+        "false",
+    )
     assert main(args) == 0
     pre = json.loads((outputs / "preprocess.json").read_text())
     assert (pre["channels"], pre["height"], pre["width"]) == (1, 8, 8)

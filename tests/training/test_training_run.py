@@ -18,9 +18,20 @@ from amlvision.training.models import FlipTTA, build_model
 
 from .helpers import predictions
 
-OUTPUT_FILES = ("model.onnx", "labels.json", "preprocess.json", "model.pt", "metrics.json", "confusion_matrix.png",
-                "classification_report.txt", "mistakes.png", "confusion_matrix.json", "predictions.npz", "config.yaml",
-                "checkpoint.pt")
+OUTPUT_FILES = (
+    "model.onnx",
+    "labels.json",
+    "preprocess.json",
+    "model.pt",
+    "metrics.json",
+    "confusion_matrix.png",
+    "classification_report.txt",
+    "mistakes.png",
+    "confusion_matrix.json",
+    "predictions.npz",
+    "config.yaml",
+    "checkpoint.pt",
+)
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -51,8 +62,9 @@ def test_metrics_files_agree_with_sklearn_on_saved_predictions(fast_run: Path) -
     assert metrics["accuracy"] == pytest.approx(accuracy_score(labels, predicted))
     assert metrics["confusion_matrix"]["matrix"] == confusion_matrix(labels, predicted, labels=range(10)).tolist()
     assert json.loads((fast_run / "confusion_matrix.json").read_text())["class_labels"] == CIFAR_CLASSES
-    report = classification_report(labels, predicted, labels=range(10), target_names=CIFAR_CLASSES, output_dict=True,
-                                   zero_division=0)
+    report = classification_report(
+        labels, predicted, labels=range(10), target_names=CIFAR_CLASSES, output_dict=True, zero_division=0
+    )
     for name in CIFAR_CLASSES:
         assert metrics["per_class"][name]["f1-score"] == pytest.approx(report[name]["f1-score"])
     text = (fast_run / "classification_report.txt").read_text()
@@ -73,8 +85,9 @@ def test_onnx_equals_pytorch_on_real_images(fast_run: Path, cifar_subset: Path) 
         torch_logits = model(torch.from_numpy(x)).numpy()
     assert np.abs(onnx_logits - torch_logits).max() <= 1e-4 + 1e-4 * np.abs(torch_logits).max()
     mean = np.array(pre["mean"], dtype=np.float32).reshape(1, 3, 1, 1)
-    assert np.allclose(x, (np.stack(images).transpose(0, 3, 1, 2) - mean) / np.array(pre["std"]).reshape(1, 3, 1, 1),
-                       atol=1e-4)
+    assert np.allclose(
+        x, (np.stack(images).transpose(0, 3, 1, 2) - mean) / np.array(pre["std"]).reshape(1, 3, 1, 1), atol=1e-4
+    )
     graph = onnx.load(str(fast_run / "model.onnx")).graph
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch axis
     metrics = json.loads((fast_run / "metrics.json").read_text())
@@ -88,8 +101,9 @@ def test_export_check_fails_loudly_when_onnx_differs(fast_run: Path) -> None:
         verify_onnx(other, fast_run / "model.onnx", torch.randn(4, 3, 32, 32))
 
 
-def test_evaluate_command_reproduces_training_metrics(fast_run: Path, cifar_subset: Path, tmp_path: Path,
-                                                      capsys) -> None:
+def test_evaluate_command_reproduces_training_metrics(
+    fast_run: Path, cifar_subset: Path, tmp_path: Path, capsys
+) -> None:
     from amlvision.cli import main
 
     assert main(["evaluate", str(fast_run), str(cifar_subset), "--out", str(tmp_path)]) == 0

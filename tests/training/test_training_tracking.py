@@ -63,12 +63,16 @@ def test_failing_backend_never_stops_training(tmp_path: Path) -> None:
 
 def test_confusion_matrix_schema_is_azure_ml_json() -> None:
     schema = confusion_matrix_schema(["cat", "dog"], [[3, 1], [0, 4]])
-    assert schema == {"schema_type": "confusion_matrix", "schema_version": "1.0.0",
-                      "data": {"class_labels": ["cat", "dog"], "matrix": [[3, 1], [0, 4]]}}
+    assert schema == {
+        "schema_type": "confusion_matrix",
+        "schema_version": "1.0.0",
+        "data": {"class_labels": ["cat", "dog"], "matrix": [[3, 1], [0, 4]]},
+    }
 
 
-def test_mlflow_file_store_receives_metrics_tags_and_artifacts(cifar_packed: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mlflow_file_store_receives_metrics_tags_and_artifacts(
+    cifar_packed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = tmp_path / "mlruns"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.as_uri())
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
