@@ -435,23 +435,12 @@ class Trainer:
         s.stats.seconds += time.perf_counter() - start
         self._end_epoch()
 
-    def _sync_buffers(self) -> None:
-        """Give every rank rank 0's BatchNorm statistics before evaluating or checkpointing.
-
-        DDP broadcasts buffers at the start of each forward, with gloo asynchronously, so without this
-        the last broadcast can land after the epoch's evaluation and change rank 0's model under it.
-        """
-        if not self.info.distributed:
-            return
-        import torch.distributed as dist
-
-        for buffer in self.model.buffers():
-            dist.broadcast(buffer, src=0)
-        distributed.barrier()
-
     def _end_epoch(self) -> None:
         cfg, s = self.cfg, self.state
-        self._sync_buffers()
+        # Every rank evaluates and checkpoints the same model: BatchNorm statistics averaged over ranks
+        # (DDP's own buffer broadcast is asynchronous with gloo and could land after the evaluation).
+        distributed.sync_buffers(self.model)
+        distributed.barrier()
         totals = torch.tensor([s.stats.loss_sum, s.stats.correct, s.stats.count], dtype=torch.float64)
         distributed.all_reduce_sum(totals)
         loss_sum, correct, count = totals.tolist()

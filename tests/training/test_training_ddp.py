@@ -32,7 +32,7 @@ def test_two_ranks_train_and_rank0_writes_consistent_outputs(cifar_packed: Path,
     assert "128 training images" in log  # each rank reads its half of the 256-sample epoch
     assert log.count("held-out test accuracy") == 1  # rank 0 alone evaluates and writes
     metrics = json.loads((outputs / "metrics.json").read_text())
-    # the exported model is the one evaluated after the last epoch (BatchNorm statistics synchronised)
+    # the exported model is the one evaluated after the last epoch (BatchNorm statistics averaged over ranks)
     assert metrics["history"][-1]["val_accuracy"] == metrics["accuracy"]
     assert metrics["onnx_check"]["max_abs_diff"] <= metrics["onnx_check"]["tolerance"]
     assert len(metrics["history"]) == 2 and metrics["history"][0]["images_per_sec"] > 0
