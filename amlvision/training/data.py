@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,10 @@ class _Splitter:
     def packed(self, path: Path, split: str, train_idx: np.ndarray, val_idx: np.ndarray) -> Path:
         packed = PackedDataset(path)
         key = hashlib.sha256(f"{_packed_checksum(packed)}:{split}:{self.cfg.seed}:{self.cfg.val_fraction}".encode())
-        out = path.parent / f"{path.name}.split-{key.hexdigest()[:12]}"
+        name = f"{path.name}.split-{key.hexdigest()[:12]}"
+        out = path.parent / name
+        if not is_packed(out) and not os.access(path.parent, os.W_OK):
+            out = self.work / "data" / name  # a read-only packed copy: keep the split with the run
         if not is_packed(out):
             images, labels = packed.images(split), packed.labels(split)
             with contextlib.suppress(FileExistsError):  # another rank or run wrote it first
