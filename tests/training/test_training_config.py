@@ -47,3 +47,13 @@ def test_bad_yaml_is_named(tmp_path: Path, text: str, message: str) -> None:
 def test_inconsistent_options_are_refused() -> None:
     with pytest.raises(ValueError, match="lr_steps and lr_factors"):
         parse_config(["--lr-steps", "0.5", "--lr-factors"])
+
+
+def test_missing_data_and_missing_checkpoint_are_clear_errors(cifar_packed: Path, tmp_path: Path, caplog) -> None:
+    from amlvision.training.loop import main
+
+    assert main(["--data", str(tmp_path / "nowhere"), "--outputs", str(tmp_path / "a")]) == 2
+    assert "nowhere: no such file or folder" in caplog.text
+    outputs = tmp_path / "b"
+    assert main(["--data", str(cifar_packed), "--model", "resnet20", "--outputs", str(outputs), "--resume"]) == 2
+    assert f"--resume: no checkpoint at {outputs / 'checkpoint.pt'}" in caplog.text
