@@ -80,6 +80,11 @@ class PackReport:
         return "\n".join(lines)
 
 
+def _without_name(reason: str, name: str) -> str:
+    """Decoding errors already start with the file name; the skip report names it once."""
+    return reason.removeprefix(f"{name}: ")
+
+
 def _ordered(splits: dict[str, LabeledImages]) -> list[tuple[str, LabeledImages]]:
     rank = {name: i for i, name in enumerate(SPLIT_ORDER)}
     return sorted(splits.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
@@ -118,7 +123,9 @@ def _decoded(
     for chunk in decode_chunks(images, channels=channels, size=size, workers=workers, png_out=png_out):
         if chunk.errors and not skip_bad:
             raise PackError(f"split {split!r}: {chunk.errors[0][1]} (use --skip-bad to skip bad images)")
-        report.skipped.extend((images.describe(i), reason) for i, reason in chunk.errors)
+        for i, reason in chunk.errors:
+            name = images.describe(i)
+            report.skipped.append((name, _without_name(reason, name)))
         keep = [i for i, image in enumerate(chunk.images) if image is not None]
         yield [chunk.start + i for i in keep], [chunk.images[i] for i in keep]
 
