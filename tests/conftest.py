@@ -7,6 +7,7 @@ every test and every helper sees the same images.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,23 @@ def cifar_subset(shared_data: Path) -> Path:
     2,000 images: 150 train and 50 test images per class.
     """
     return cifar10_png_subset(train_per_class=150, test_per_class=50)
+
+
+@pytest.fixture(scope="session")
+def small_cifar(cifar_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """400 train and 200 test images of the real subset (the first files of each class).
+
+    Copies, not links: the Docker submit tests mount this folder into a container, where links
+    to the cache outside the mount would dangle.
+    """
+    root = tmp_path_factory.mktemp("cifar-small")
+    for split, per_class in (("train", 40), ("test", 20)):
+        for class_dir in sorted((cifar_subset / split).iterdir()):
+            dest = root / split / class_dir.name
+            dest.mkdir(parents=True)
+            for image in sorted(class_dir.glob("*.png"))[:per_class]:
+                shutil.copy2(image, dest / image.name)
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -47,19 +47,6 @@ TRAIN_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def small_cifar(cifar_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """400 train and 200 test images of the real subset (links, first files of each class)."""
-    root = tmp_path_factory.mktemp("cifar-small")
-    for split, per_class in (("train", 40), ("test", 20)):
-        for class_dir in sorted((cifar_subset / split).iterdir()):
-            dest = root / split / class_dir.name
-            dest.mkdir(parents=True)
-            for image in sorted(class_dir.glob("*.png"))[:per_class]:
-                (dest / image.name).symlink_to(image)
-    return root
-
-
 def _env() -> dict[str, str]:
     return dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO))
 

@@ -15,19 +15,6 @@ REPO = Path(__file__).resolve().parents[2]
 TRAIN_ARGS = ["--model", "fast", "--epochs", "1", "--threads", "1", "--device", "cpu", "--progress", "log"]
 
 
-@pytest.fixture(scope="session")
-def small_cifar(cifar_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """400 train and 200 test images of the real subset (the first files of each class)."""
-    root = tmp_path_factory.mktemp("cifar-small")
-    for split, per_class in (("train", 40), ("test", 20)):
-        for class_dir in sorted((cifar_subset / split).iterdir()):
-            dest = root / split / class_dir.name
-            dest.mkdir(parents=True)
-            for image in sorted(class_dir.glob("*.png"))[:per_class]:
-                shutil.copy2(image, dest / image.name)
-    return root
-
-
 def submit(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """``python -m amlvision submit ARGS`` in the repository, as a user would run it."""
     return subprocess.run(
