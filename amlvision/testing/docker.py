@@ -22,7 +22,8 @@ from pathlib import Path
 from amlvision.testing.datasets import REPO_ROOT
 
 BASE_IMAGE = "amlvision/base:bookworm"
-SCORE_IMAGE = "amlvision/score:test"
+# Overridable so that several checkouts on one engine do not rebuild each other's test image.
+SCORE_IMAGE = os.environ.get("AMLVISION_SCORE_IMAGE", "amlvision/score:test")
 WHEELS_DIR = REPO_ROOT / "build" / "wheels"
 SCORE_REQUIREMENTS = REPO_ROOT / "requirements-score.txt"
 BUILD_REQUIREMENTS = ("setuptools>=68",)  # the Dockerfile builds amlvision without build isolation
