@@ -142,7 +142,8 @@ def _cast(
 
     ``sample_of_value``: the sample (segment) of each flat value, or ``None`` for dense rows."""
     if dtype.kind == "f":
-        out = values.astype(dtype, copy=False)
+        with np.errstate(over="ignore"):  # reported below with the sample's position
+            out = values.astype(dtype, copy=False)
         if values.dtype.kind != "f":  # integers of at most 15 digits: finite in any float type
             return out
         bad = ~np.isfinite(out)
