@@ -246,3 +246,13 @@ def test_strict_accepts_what_cntk_accepts(tmp_path):
     assert seqs[0]["x"].tolist() == [[1, 0], [0, 0], [5, 0]]  # short and empty dense samples zero-filled
     assert seqs[0]["y"].toarray().tolist() == [[0, 0, 0], [0, 2, 0], [1, 0, 0]]  # empty sparse sample
     assert seqs[1]["x"].tolist() == [[3, 4]] and seqs[1]["y"].toarray().tolist() == [[0, 0, np.float32(1e-3)]]
+
+
+# CNTK's missing_trailing_newline.txt (edge_cases.cntk: features dim 1; maxErrors 0 fails, 2 passes)
+def test_cntk_missing_trailing_newline(tmp_path):
+    path = write_text(tmp_path, "1|features 1.0\n1|features 2.0|features 3.0", "missing_trailing_newline.txt")
+    streams = {"features": dense("features", 1)}
+    with pytest.raises(ctf.CTFError, match=r"missing_trailing_newline\.txt:1: sequence 1: input 'features' has 3"):
+        ctf.read(path, streams, strict=True)  # the error is the repeated input, not the missing newline
+    (seq,) = ctf.read(path, streams, strict=True, max_errors=2)
+    assert seq["features"].ravel().tolist() == [1.0, 2.0, 3.0]  # the unterminated last line is read
