@@ -363,11 +363,14 @@ def iter_arrays(
     path = Path(path)
     budget = ErrorBudget(path, max_errors)
     grouper = LineGrouper(path, [d.field for d in streams.values()], unknown_alias, skip_sequence_ids, strict)
-    offset, position = 0, 0
+    offset, position, fed = 0, 0, False
     chunks = _line_chunks(path, chunk_bytes)
     while True:
         piece = next(chunks, None)
+        if piece is None and strict and not fed:
+            raise CTFError(f"{path}: the file is empty (CNTK: Input file is empty)")
         if piece is not None:
+            fed = True
             lines, first_line, offset = piece
             grouper.feed(lines, first_line)
         batch = grouper.take(final=piece is None)

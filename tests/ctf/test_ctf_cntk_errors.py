@@ -227,6 +227,14 @@ def test_strict_rejects_lines_without_declared_samples(tmp_path, text, line, len
     assert len(ctf.read(path, {"x": dense("a", 1)})) == lenient  # the lenient default skips these lines
 
 
+def test_strict_rejects_an_empty_file(tmp_path):
+    for text in (b"", b"\xef\xbb\xbf"):  # CNTK: "Input file is empty", also after a byte order mark
+        path = write_text(tmp_path, text, "empty.ctf")
+        with pytest.raises(ctf.CTFError, match=r"empty\.ctf: the file is empty"):
+            ctf.read(path, {"x": dense("a", 1)}, strict=True)
+        assert ctf.read(path, {"x": dense("a", 1)}) == []
+
+
 @pytest.mark.parametrize("text", ["\n|a 1\n", " |a 1\n", "x |a 1\n", "|# c\n|a 1\n"])
 def test_strict_decides_the_mode_from_the_first_byte(tmp_path, text):
     path = write_text(tmp_path, text, "broken.ctf")
