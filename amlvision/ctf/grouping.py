@@ -154,13 +154,17 @@ class LineGrouper:
             head = parts[0]
             seq_id = None
             found: list[tuple[int | None, str]] = []  # this line's issues, (column, message)
-            if len(parts) == 1:
-                if head.strip(b" \t"):
-                    digits = _leading_digits(head)
-                    seq_id = int(head[:digits]) if digits else None
-                    found.append((1, f"expected '|' (a sample or a comment), found {_show(head)}"))
-                elif not strict:
+            if strict:  # CNTK: digits at the very start are the id; anything else before '|' is an error
+                digits = _leading_digits(head)
+                seq_id = int(head[:digits]) if digits else None
+                rest = head[digits:].lstrip(b" \t")
+                if rest:
+                    column = len(head) - len(rest) + 1
+                    found.append((column, f"expected '|' (a sample or a comment), found {_show(rest.rstrip())}"))
+            elif len(parts) == 1:
+                if not head.strip(b" \t"):
                     continue
+                found.append((1, f"expected '|' (a sample or a comment), found {_show(head)}"))
             else:
                 seq_text = head.strip(b" \t")
                 if seq_text:

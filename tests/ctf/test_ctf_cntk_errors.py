@@ -264,3 +264,16 @@ def test_cntk_missing_trailing_newline(tmp_path):
         ctf.read(path, streams, strict=True)  # the error is the repeated input, not the missing newline
     (seq,) = ctf.read(path, streams, strict=True, max_errors=2)
     assert seq["features"].ravel().tolist() == [1.0, 2.0, 3.0]  # the unterminated last line is read
+
+
+def test_strict_reads_ids_only_at_the_start_of_a_line(tmp_path):
+    """CNTK's indexer takes the digits at the very start of a line as its id; anything else before
+    the first '|' is one error (the parser's "Unexpected character in place of a name prefix")."""
+    path = write_text(tmp_path, "0 |a 1\n 7 |a 2\n1 2 |a 3\n", "ids.ctf")
+    streams = {"x": dense("a", 1)}
+    with pytest.raises(ctf.CTFError, match=r"ids\.ctf:2:2: expected '\|' \(a sample or a comment\), found '7'"):
+        ctf.read(path, streams, strict=True)
+    with pytest.raises(ctf.CTFError, match=r"ids\.ctf:3:3: expected '\|'.*found '2'.*max_errors=1"):
+        ctf.read(path, streams, strict=True, max_errors=1)
+    seqs = ctf.read(path, streams, strict=True, max_errors=2)
+    assert [(s.id, s["x"].ravel().tolist()) for s in seqs] == [(0, [1, 2]), (1, [3])]  # ' 7' continues sequence 0
