@@ -60,8 +60,9 @@ def check_streams(streams: Mapping[str, StreamDef]) -> dict[str, StreamDef]:
 class Sequence:
     """One CTF sequence: ``data`` maps each stream name to its samples.
 
-    Dense streams are ``float32`` arrays of shape ``(samples, dim)``; sparse streams are
-    ``scipy.sparse.csr_matrix`` of shape ``(samples, dim)``. ``id`` is the sequence id written in
+    Dense streams are arrays of shape ``(samples, dim)``; sparse streams are
+    ``scipy.sparse.csr_matrix`` of shape ``(samples, dim)``; both of the read's ``dtype``
+    (``float32`` unless asked otherwise). ``id`` is the sequence id written in
     the file, or the 0-based line number for files without ids (CNTK's rule); ``line`` is the
     1-based line number where the sequence starts.
     """

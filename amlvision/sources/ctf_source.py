@@ -4,7 +4,10 @@ The file (``|labels ... |features ...`` lines as CNTK's CIFAR-10 tutorial writes
 with the vectorised reader straight into ``uint8`` (every pixel must be an integer 0-255), so a
 CIFAR-10 training file costs 150 MB of memory rather than 700 MB of text or 600 MB of float32.
 Features are channel-major (C planes of H x W); labels one-hot (dense) or ``k:1`` (sparse).
-The schedule (sweeps, seeded randomisation, epochs, rank partitioning) is ``MinibatchSource``'s.
+The schedule (sweeps, seeded randomisation, epochs, rank partitioning) is ``MinibatchSource``'s;
+``partition="file"`` instead lets the reader keep only this rank's sequences (CNTK ``numSubsets``:
+sequence ``i`` of the file belongs to rank ``i % world_size``), so each rank holds 1/world_size
+of the file in memory.
 """
 
 from __future__ import annotations
@@ -65,6 +68,15 @@ class CTFSource(MinibatchSource):
     ``"auto"`` (look at the first label). ``indexes``: use
     only these samples (e.g. a validation subset). ``mean``: ``C x H x W`` image or ``C`` channel
     means in 0-255 units, subtracted as a CNTK ``mean`` transform does.
+
+    Reader options: ``dtype`` stores the features as ``np.uint8`` (default: every value must be
+    an integer 0-255) or ``np.float32`` (any real features); batches are float32 either way
+    (docs/CONTRACTS.md). ``max_errors`` and ``strict`` are ``amlvision.ctf.read``'s (CNTK
+    ``maxErrors``; CNTK's exact grammar). ``partition``: ``"sweep"`` (default) holds the whole file
+    and gives rank ``r`` the positions ``p % world_size == r`` of every (shuffled) sweep;
+    ``"file"`` reads only the sequences ``i % world_size == rank`` of the file (the reader's
+    ``rank/world_size``) and schedules them locally, so ``epoch_size`` and ``max_samples`` then
+    count this rank's samples. Without randomisation both give every rank the same samples.
     """
 
     def __init__(
@@ -79,9 +91,20 @@ class CTFSource(MinibatchSource):
         label_format: str = "auto",
         indexes: np.ndarray | Sequence[int] | None = None,
         mean: np.ndarray | torch.Tensor | None = None,
+        dtype: np.dtype | type | str = np.uint8,
+        max_errors: int = 0,
+        strict: bool = False,
+        partition: str = "sweep",
         **schedule: Any,
     ):
         self.path = Path(path)
+        feature_dtype = np.dtype(dtype)
+        if feature_dtype not in (np.dtype(np.uint8), np.dtype(np.float32)):
+            raise ValueError(
+                f"dtype must be np.uint8 or np.float32 (batches are float32, docs/CONTRACTS.md), got {feature_dtype}"
+            )
+        if partition not in ("sweep", "file"):
+            raise ValueError(f"partition must be 'sweep' or 'file', got {partition!r}")
         if len(image_shape) != 3 or min(image_shape) <= 0:
             raise ValueError(f"image_shape must be (C, H, W) with positive sizes, got {image_shape}")
         probed_format, probed_classes = probe_labels(self.path, labels)
@@ -101,7 +124,14 @@ class CTFSource(MinibatchSource):
             "features": StreamDef(features, c * h * w),
             "labels": StreamDef(labels, len(class_names), is_sparse=label_format == "sparse"),
         }
-        arrays = read_arrays(self.path, streams, dtype={"features": np.uint8})
+        shard = {}
+        if partition == "file":
+            shard = {"rank": schedule.pop("rank", 0), "world_size": schedule.pop("world_size", 1)}
+        arrays = read_arrays(
+            self.path, streams, dtype={"features": feature_dtype}, max_errors=max_errors, strict=strict, **shard
+        )
+        self.partition = partition
+        self.file_rank, self.file_world_size = shard.get("rank", 0), shard.get("world_size", 1)
         for name in streams:
             if len(arrays.sample_lines[name]) != len(arrays):
                 seq = int(np.argmax(np.diff(arrays.offsets[name]) != 1))

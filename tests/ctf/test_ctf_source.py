@@ -95,3 +95,38 @@ def test_image_shape_must_match_the_feature_dimension(tmp_path, cifar_ctf):
     path = cifar_ctf[0]
     with pytest.raises(ctf.CTFError, match=r"train_cntk_text\.txt:1:.*has 3072 values, expected dim=1024"):
         CTFSource(path, (1, 32, 32), 10)
+
+
+def test_file_partition_reads_only_this_ranks_sequences_and_agrees_with_sweep_partition(cifar_ctf):
+    path, images, labels, _ = cifar_ctf
+    for rank in range(3):
+        by_file = CTFSource(path, (3, 32, 32), 10, randomize=False, rank=rank, world_size=3, partition="file")
+        by_sweep = CTFSource(path, (3, 32, 32), 10, randomize=False, rank=rank, world_size=3)
+        assert len(by_file.images) == len(range(rank, N, 3)) and len(by_sweep.images) == N  # 1/3 in memory
+        (x_file, y_file), (x_sweep, y_sweep) = _epoch(by_file), _epoch(by_sweep)
+        assert torch.equal(x_file, x_sweep) and torch.equal(y_file, y_sweep)  # the same samples, in order
+        expected = torch.from_numpy(images[rank::3]).permute(0, 3, 1, 2).float()
+        assert torch.equal(x_file, expected) and y_file.tolist() == labels[rank::3].tolist()
+    shuffled = CTFSource(path, (3, 32, 32), 10, seed=5, rank=1, world_size=3, partition="file")
+    assert sorted(_epoch(shuffled)[1].tolist()) == sorted(labels[1::3].tolist())  # shuffles its own share
+    with pytest.raises(ValueError, match="partition"):
+        CTFSource(path, (3, 32, 32), 10, partition="chunk")
+
+
+def test_float_features_max_errors_and_strict(tmp_path):
+    path = tmp_path / "float.ctf"
+    path.write_text(
+        "|labels 0 1 |features 0.5 1 2 3\n|labels 1 0 |features 1 2 x 4\n|labels 1 0 |features -1.25 2 3 4\n"
+    )
+    for dtype in (np.uint8, np.float32):
+        with pytest.raises(ctf.CTFError, match=r"float\.ctf:2:27: .*'x' is not a number"):
+            CTFSource(path, (1, 2, 2), 2, dtype=dtype)
+    with pytest.raises(ctf.CTFError, match=r"float\.ctf:1:22: .*not integers in \[0, 255\]"):
+        CTFSource(path, (1, 2, 2), 2, max_errors=1)  # uint8 pixels (the default) must be integers
+    with pytest.raises(ctf.CTFError, match=r"float\.ctf:2: sequence 1 has no sample of input 'features'"):
+        CTFSource(path, (1, 2, 2), 2, dtype=np.float32, max_errors=1, strict=True)  # CNTK: "Bailing out"
+    source = CTFSource(path, (1, 2, 2), 2, dtype=np.float32, max_errors=1, randomize=False)  # line 2 skipped
+    x, y = _epoch(source)
+    assert x.view(2, 4).tolist() == [[0.5, 1, 2, 3], [-1.25, 2, 3, 4]] and y.tolist() == [1, 0]
+    with pytest.raises(ValueError, match="np.uint8 or np.float32"):
+        CTFSource(path, (1, 2, 2), 2, dtype=np.float64)
