@@ -93,8 +93,18 @@ def _may_have_orientation(img: Image.Image) -> bool:
     return not (img.format == "PNG" and "exif" not in img.info and "Raw profile type exif" not in img.info)
 
 
-def decode(source: ImageInput, *, name: str | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open ``source``, apply EXIF orientation and return the first page, fully loaded."""
+def decode(
+    source: ImageInput,
+    *,
+    name: str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    draft: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Open ``source``, apply EXIF orientation and return the first page, fully loaded.
+
+    ``draft``: let the decoder itself scale down to no less than this size (JPEG DCT scaling by
+    1/2, 1/4 or 1/8; other formats ignore it), so a large photo never exists at full size in memory.
+    """
     label = _describe(source, name)
     try:
         with warnings.catch_warnings():
@@ -108,6 +118,8 @@ def decode(source: ImageInput, *, name: str | None = None, max_pixels: int | Non
                         f"{label}: {img.size[0]}x{img.size[1]} pixels exceeds the limit of {max_pixels}"
                     )
                 img.seek(0)  # multi-page TIFF/GIF: first page
+                if draft is not None:
+                    img.draft(None, draft)
                 img.load()
                 if _may_have_orientation(img):
                     img = ImageOps.exif_transpose(img)
