@@ -36,6 +36,12 @@ def _check_model(model_dir: Path) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("AMLVISION_API_KEY"):
+        print(
+            f"amlvision serve: WARNING: --host {args.host} exposes the model to the network without an API key; "
+            "set AMLVISION_API_KEY to require 'Authorization: Bearer <key>' (docs/serving.md)",
+            file=sys.stderr,
+        )
     model_dir = Path(args.model_dir).resolve()
     if not (model_dir / "model.onnx").is_file():
         print(f"amlvision serve: {model_dir} has no model.onnx", file=sys.stderr)
@@ -44,12 +50,6 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"amlvision serve: {problem}", file=sys.stderr)
         return 2
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("AMLVISION_API_KEY"):
-        print(
-            f"amlvision serve: WARNING: --host {args.host} exposes the model to the network without an API key; "
-            "set AMLVISION_API_KEY to require 'Authorization: Bearer <key>' (docs/serving.md)",
-            file=sys.stderr,
-        )
     entry_script = Path(__file__).resolve().parents[1] / "serving" / "entry.py"
     env = {
         **os.environ,

@@ -56,10 +56,14 @@ def _open(source: ImageInput) -> Image.Image:
 def _to_8bit(img: Image.Image) -> Image.Image:
     """Scale 16/32-bit gray to 8 bits (see module docstring)."""
     top = _HIGH_DEPTH_MAX[img.mode]
-    arr = np.asarray(img, dtype=np.float64)
+    arr = np.asarray(img)
     if img.mode == "I" and arr.max(initial=0) <= 255:  # 8-bit data stored in 32-bit ints (e.g. some TIFFs)
         top = 255
-    scaled = np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+    scaled = np.empty(arr.shape, dtype=np.uint8)
+    # In blocks of rows: a float64 copy of a whole 4096x4096 image would cost 128 MB (issue 15, F1).
+    for start in range(0, arr.shape[0], 256):
+        block = arr[start : start + 256].astype(np.float64)
+        scaled[start : start + 256] = np.clip(np.rint(block * (255.0 / top)), 0, 255)
     return Image.fromarray(scaled, mode="L")
 
 

@@ -55,8 +55,10 @@ def echo(value: object) -> str:
 
 
 def parse_top_k(value: object, where: str, n_classes: int) -> int:
-    # ASCII digits only: str.isdigit() also accepts "²" and other Unicode digits that int() refuses.
-    if isinstance(value, str) and value.strip().lstrip("-").isascii() and value.strip().lstrip("-").isdigit():
+    # ASCII digits only: str.isdigit() also accepts "²" and other Unicode digits that int() refuses; and
+    # short, since int() refuses strings of over 4,300 digits.
+    digits = value.strip().lstrip("-") if isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit() and len(digits) <= 9:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InputError(f"{where} must be an integer from 1 to {n_classes}, got {echo(value)}")
