@@ -243,13 +243,18 @@ def _broken_copies(model_dir: Path, root: Path) -> dict[str, tuple[Path, str]]:
 
 
 def test_f6_f8_predict_evaluate_and_serve_fail_fast_naming_the_bad_file(model_dir, test_files, cifar_subset, tmp_path):
+    # predict sees every case; evaluate (slow to import) and serve one bad model.onnx and one bad labels.json each.
+    commands_for = {"truncated model.onnx": ("predict", "evaluate"), "empty model.onnx": ("predict", "serve"),
+                    "broken labels.json": ("predict", "evaluate"),
+                    "labels.json of the wrong length": ("predict", "serve")}  # fmt: skip
     for case, (folder, named) in _broken_copies(model_dir, tmp_path).items():
         runs = {
             "predict": ["predict", str(folder), str(test_files[0])],
             "evaluate": ["evaluate", str(folder), str(cifar_subset), "--out", str(tmp_path / "eval")],
             "serve": ["serve", str(folder), "--port", str(free_port())],
         }
-        for command, args in runs.items():
+        for command in commands_for[case]:
+            args = runs[command]
             started = time.monotonic()
             done = subprocess.run([sys.executable, "-m", "amlvision", *args], capture_output=True, text=True,
                                   timeout=60)  # fmt: skip
