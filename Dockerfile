@@ -1,4 +1,5 @@
-# Scoring image: azmlinfsrv runs score.py on port 5001 with ONNX Runtime. No PyTorch, no compilers,
+# Scoring image: azmlinfsrv runs score.py on port 5001 with ONNX Runtime, in gunicorn gevent workers
+# (amlvision/serving/gunicorn_conf.py: slow clients do not block the service). No PyTorch, no compilers,
 # no training libraries; runs as a non-root user. Works with the classic builder and BuildKit.
 #
 #   docker build -t amlvision-score .                            # bakes outputs/ in (needs a trained model)
@@ -40,12 +41,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     SERVICE_NAME=amlvision \
     WORKER_COUNT=2 \
     AMLVISION_ORT_THREADS=1 \
-    OMP_NUM_THREADS=1
+    OMP_NUM_THREADS=1 \
+    GUNICORN_CMD_ARGS="--config python:amlvision.serving.gunicorn_conf"
 RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /var/azureml-app \
         --shell /usr/sbin/nologin scorer \
     && mkdir -p /var/azureml-app /var/azureml-models/model
 COPY --from=build /opt/venv /opt/venv
 COPY score.py /var/azureml-app/score.py
+# azmlinfsrv reads logging.json from AML_APP_ROOT: the package's log lines reach the server log.
+COPY amlvision/serving/logging.json /var/azureml-app/logging.json
 USER scorer
 WORKDIR /var/azureml-app
 EXPOSE 5001

@@ -1,12 +1,15 @@
 """Scoring latency and throughput: the Docker scoring image vs the same server with the PyTorch model.
 
-    .venv/bin/python bench/serve_latency.py [--model-dir DIR] [--seconds 3] [--batch 64]
+    .venv/bin/python bench/serve_latency.py [--model-dir DIR] [--fast-model-dir DIR] [--seconds 3] [--batch 64]
 
 Builds the scoring image (offline, like the tests), starts it with ``--cpus 2``, and on loopback
 measures p50/p99 latency for one 32x32 image sent as base64 and as a float32 array, then throughput
 in images/s with 1, 4 and 16 concurrent clients, for single-image and batched requests. In the same
 run it starts azmlinfsrv locally with ONNX Runtime (``amlvision serve``) and with the PyTorch model
 (bench/score_torch.py, same request parsing), so the ratios compare engines on the same machine.
+It then measures the model users actually serve: the architecture ``make train`` writes (``--model fast``),
+either ``--fast-model-dir`` or one trained here for one epoch on the CIFAR-10 subset (accuracy does not
+matter for latency), in the container and locally.
 The clients share the machine's cores with the servers; figures are for the whole loop.
 Goals (2 cores): p50 <= 5 ms for one image, >= 1,000 images/s batched, image <= 400 MB.
 """
@@ -125,6 +128,17 @@ def local_server(entry_script: Path, model_dir: Path):
         proc.wait(timeout=30)
 
 
+def fast_model(cache: Path, data: Path) -> Path:
+    """The ``make train`` architecture (FastNet) trained for one epoch on ``data``; cached."""
+    out = cache / "bench-fast-model"
+    if not (out / "model.onnx").is_file():
+        print("training the make-train model (fast) for one epoch ...", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, str(REPO / "train.py"), "--data", str(data), "--model", "fast", "--epochs", "1",
+                        "--outputs", str(out), "--progress", "log"], check=True, stdout=subprocess.DEVNULL,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    return out
+
+
 def measure(name: str, port: int, bodies: dict[str, bytes], batch: int, seconds: float) -> dict:
     result = {"target": name}
     result["p50_b64"], result["p99_b64"] = latency_ms(port, bodies["b64"], "application/json")
@@ -139,6 +153,7 @@ def measure(name: str, port: int, bodies: dict[str, bytes], batch: int, seconds:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, help="default: the tiny CNN the serving tests train")
+    parser.add_argument("--fast-model-dir", type=Path, help="a model written by make train (default: train one)")
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per throughput point")
     parser.add_argument("--batch", type=int, default=64, help="images per batched request")
     parser.add_argument("--skip-baseline", action="store_true", help="no PyTorch baseline (model lacks model.pt)")
@@ -168,6 +183,15 @@ def main() -> int:
         container.remove()
     with local_server(REPO / "amlvision" / "serving" / "entry.py", model_dir) as port:
         results.append(measure("local azmlinfsrv, ONNX Runtime", port, bodies, args.batch, args.seconds))
+    fast_dir = (args.fast_model_dir or fast_model(CACHE, subset)).resolve()
+    container = docker.run_container(image, volumes={fast_dir: "/var/azureml-models/model"}, env=SERVER_ENV, cpus=2)
+    try:
+        docker.wait_ready(container)
+        results.append(measure("container, make-train model (fast)", container.port, bodies, args.batch, args.seconds))
+    finally:
+        container.remove()
+    with local_server(REPO / "amlvision" / "serving" / "entry.py", fast_dir) as port:
+        results.append(measure("local azmlinfsrv, make-train model", port, bodies, args.batch, args.seconds))
     baseline = None
     if not args.skip_baseline and (model_dir / "tiny_model.json").is_file():
         with local_server(REPO / "bench" / "score_torch.py", model_dir) as port:
@@ -177,6 +201,8 @@ def main() -> int:
     print(f"scoring image {image}: {size / 1e6:.0f} MB (goal <= 400 MB)")
     load = os.getloadavg()
     print(f"load average during the run: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min); other work skews the figures")
+    print(f"CPU: {cpu_name()}")
+    print(f"models: tiny {model_dir}, make-train (fast) {fast_dir}")
     print(f"model: {model_dir}  image: 32x32 PNG ({len(png)} bytes)  batch: {args.batch}  cores: {os.cpu_count()}")
     header = (f"{'target':38} {'p50 b64':>8} {'p99 b64':>8} {'p50 arr':>8} {'p99 arr':>8}   images/s single c1/c4/c16"
               f"   images/s batched c1/c4/c16")  # fmt: skip
@@ -187,7 +213,7 @@ def main() -> int:
         print(f"{r['target']:38} {r['p50_b64']:7.2f}ms {r['p99_b64']:7.2f}ms {r['p50_arr']:7.2f}ms "
               f"{r['p99_arr']:7.2f}ms   {single:>26}   {batched:>26}")  # fmt: skip
     if baseline:
-        for r in results[:-1]:
+        for r in results[:2]:
             ratio_p50 = baseline["p50_b64"] / r["p50_b64"]
             ratio_tp = r["batch_c16"] / baseline["batch_c16"]
             print(f"{r['target']} vs PyTorch baseline: p50 latency speed-up {ratio_p50:.2f}x, "
@@ -197,6 +223,16 @@ def main() -> int:
     print(f"goals: p50 one image {best['p50_b64']:.2f} ms (<= 5), batched {batched_best:.0f} images/s (>= 1000), "
           f"image {size / 1e6:.0f} MB (<= 400)")  # fmt: skip
     return 0
+
+
+def cpu_name() -> str:
+    """``model name (family F model M)`` of the first CPU: figures are only comparable on the same one."""
+    info = {}
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    name, family, model = info.get("model name", "unknown CPU"), info.get("cpu family", "?"), info.get("model", "?")
+    return f"{name} (family {family} model {model})"
 
 
 if __name__ == "__main__":

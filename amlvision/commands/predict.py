@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from amlvision.inference.decode import decode_image_file
+from amlvision.inference.decode import decode_file_for_model
 from amlvision.inference.errors import InputError
 from amlvision.inference.predictor import Predictor
 
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for start in range(0, len(args.images), CHUNK):
             paths = args.images[start : start + CHUNK]
-            images = [decode_image_file(p, channels=predictor.preprocess.channels) for p in paths]
+            images = [decode_file_for_model(p, preprocess=predictor.preprocess) for p in paths]
             results += list(zip(paths, predictor.predict_images(images, args.top_k), strict=True))
     except InputError as exc:
         print(f"amlvision predict: {exc}", file=sys.stderr)

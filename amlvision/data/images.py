@@ -56,10 +56,14 @@ def _open(source: ImageInput) -> Image.Image:
 def _to_8bit(img: Image.Image) -> Image.Image:
     """Scale 16/32-bit gray to 8 bits (see module docstring)."""
     top = _HIGH_DEPTH_MAX[img.mode]
-    arr = np.asarray(img, dtype=np.float64)
+    arr = np.asarray(img)
     if img.mode == "I" and arr.max(initial=0) <= 255:  # 8-bit data stored in 32-bit ints (e.g. some TIFFs)
         top = 255
-    scaled = np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+    scaled = np.empty(arr.shape, dtype=np.uint8)
+    # In blocks of rows: a float64 copy of a whole 4096x4096 image would cost 128 MB (issue 15, F1).
+    for start in range(0, arr.shape[0], 256):
+        block = arr[start : start + 256].astype(np.float64)
+        scaled[start : start + 256] = np.clip(np.rint(block * (255.0 / top)), 0, 255)
     return Image.fromarray(scaled, mode="L")
 
 
@@ -93,8 +97,18 @@ def _may_have_orientation(img: Image.Image) -> bool:
     return not (img.format == "PNG" and "exif" not in img.info and "Raw profile type exif" not in img.info)
 
 
-def decode(source: ImageInput, *, name: str | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open ``source``, apply EXIF orientation and return the first page, fully loaded."""
+def decode(
+    source: ImageInput,
+    *,
+    name: str | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    draft: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Open ``source``, apply EXIF orientation and return the first page, fully loaded.
+
+    ``draft``: let the decoder itself scale down to no less than this size (JPEG DCT scaling by
+    1/2, 1/4 or 1/8; other formats ignore it), so a large photo never exists at full size in memory.
+    """
     label = _describe(source, name)
     try:
         with warnings.catch_warnings():
@@ -108,6 +122,8 @@ def decode(source: ImageInput, *, name: str | None = None, max_pixels: int | Non
                         f"{label}: {img.size[0]}x{img.size[1]} pixels exceeds the limit of {max_pixels}"
                     )
                 img.seek(0)  # multi-page TIFF/GIF: first page
+                if draft is not None:
+                    img.draft(None, draft)
                 img.load()
                 if _may_have_orientation(img):
                     img = ImageOps.exif_transpose(img)

@@ -7,12 +7,17 @@ magic number, so arbitrary Pillow plug-ins never see hostile bytes, and byte and
 
 from __future__ import annotations
 
+import io
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from amlvision.data.images import DEFAULT_MAX_PIXELS, ImageReadError, load_image
+from amlvision.data.images import DEFAULT_MAX_PIXELS, ImageReadError, decode, load_image, to_channels
 from amlvision.inference.errors import InputError
+from amlvision.inference.preprocess import PreprocessConfig
 
 # Magic numbers of the accepted formats (the first bytes of every valid file).
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -52,6 +57,78 @@ def decode_image_bytes(
         return load_image(data, channels, name=name, max_pixels=max_pixels)
     except ImageReadError as exc:
         raise InputError(str(exc)) from exc
+
+
+@dataclass
+class PixelBudget:
+    """Pixels (width x height from each header) one request may still decode; bounds its CPU time."""
+
+    limit: int
+    used: int = 0
+
+    def spend(self, pixels: int, name: str) -> None:
+        self.used += pixels
+        if self.used > self.limit:
+            raise InputError(
+                f"{name}: the images up to this one hold {self.used:,} pixels, over the limit of "
+                f"{self.limit:,} per request; send fewer or smaller images per request"
+            )
+
+
+def _header_pixels(data: bytes) -> int | None:
+    """width x height as the header states it, without decoding; None if Pillow cannot say."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                return img.size[0] * img.size[1]
+    except Exception:  # the full decode below reports what is wrong, naming the field
+        return None
+
+
+def decode_for_model(
+    data: bytes,
+    *,
+    name: str,
+    preprocess: PreprocessConfig,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_bytes: int | None = None,
+    budget: PixelBudget | None = None,
+) -> np.ndarray:
+    """Encoded image bytes -> ``uint8 height x width x channels`` at the model's size.
+
+    Memory stays at one image's worth whatever the batch: the image is decoded (a JPEG already
+    scaled down by the decoder to no less than twice the model size, as Pillow's ``thumbnail`` does),
+    converted to the model's channels and resized before the next one is touched. ``amlvision predict``
+    uses this same function, so both give the same answer for the same file.
+    """
+    if not data:
+        raise InputError(f"{name}: empty image")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise InputError(f"{name}: {len(data):,} bytes exceeds the limit of {max_bytes:,} bytes per image")
+    if sniff_format(data) is None:
+        raise InputError(f"{name}: not a {'/'.join(ACCEPTED_FORMATS)} file (starts with {bytes(data[:8])!r})")
+    if budget is not None:
+        pixels = _header_pixels(data)
+        if pixels is not None and (max_pixels is None or pixels <= max_pixels):
+            budget.spend(pixels, name)
+    side = 2 * max(preprocess.height, preprocess.width)
+    try:
+        img = to_channels(decode(data, name=name, max_pixels=max_pixels, draft=(side, side)), preprocess.channels)
+    except ImageReadError as exc:
+        raise InputError(str(exc)) from exc
+    pixels = np.asarray(preprocess.resize_image(img), dtype=np.uint8)
+    return pixels[:, :, None] if pixels.ndim == 2 else pixels
+
+
+def decode_file_for_model(path: str | Path, *, preprocess: PreprocessConfig) -> np.ndarray:
+    """Read a file and decode it exactly as a client's upload of the same bytes is decoded."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    return decode_for_model(data, name=str(path), preprocess=preprocess)
 
 
 def decode_image_file(path: str | Path, *, channels: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from amlvision.inference.decode import decode_image_file
+from amlvision.inference.decode import decode_file_for_model
 from amlvision.inference.preprocess import PreprocessConfig
 
 INPUT_NAME = "input"
@@ -70,14 +70,27 @@ class Predictor:
         self.preprocess = PreprocessConfig.load(self.model_dir / "preprocess.json")
         self.labels = self._load_labels(self.model_dir / "labels.json")
         self.max_batch = max_batch
-        self.session = ort.InferenceSession(
-            str(self.model_dir / "model.onnx"), _session_options(threads), providers=["CPUExecutionProvider"]
-        )
+        self.session = self._load_session(self.model_dir / "model.onnx", threads)
         self._check_signature()
 
     @staticmethod
+    def _load_session(path: Path, threads: int | None) -> ort.InferenceSession:
+        """The ONNX Runtime session; a corrupt or truncated file is a ValueError naming it, not a traceback."""
+        try:
+            return ort.InferenceSession(str(path), _session_options(threads), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
+            reason = str(exc).replace(str(path), "").splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(
+                f"{path}: cannot load the ONNX model ({reason[:300]}); the file is corrupt or truncated "
+                f"({path.stat().st_size:,} bytes), export it again"
+            ) from None
+
+    @staticmethod
     def _load_labels(path: Path) -> list[str]:
-        labels = json.loads(path.read_text())
+        try:
+            labels = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc}); expected a list of class names") from None
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
             raise ValueError(f"{path}: must be a non-empty JSON list of class names")
         return labels
@@ -128,5 +141,5 @@ class Predictor:
         return self.top_k(self.probabilities(self.preprocess.images_to_input(images)), k)
 
     def predict_files(self, paths: Sequence[str | Path], k: int = 3) -> list[Prediction]:
-        images = [decode_image_file(p, channels=self.preprocess.channels) for p in paths]
+        images = [decode_file_for_model(p, preprocess=self.preprocess) for p in paths]
         return self.predict_images(images, k)

@@ -94,13 +94,18 @@ class PreprocessConfig:
     def chw(self) -> tuple[int, int, int]:
         return (self.channels, self.height, self.width)
 
+    def resize_image(self, image: Image.Image) -> Image.Image:
+        """Resize one decoded Pillow image to the model size with the configured interpolation."""
+        if image.size == (self.width, self.height):
+            return image
+        return image.resize((self.width, self.height), _RESAMPLE[self.resize])
+
     def resize_pixels(self, image: np.ndarray) -> np.ndarray:
         """Resize one ``uint8 HxWxC`` image to the model size with the configured interpolation."""
         if image.shape[0] == self.height and image.shape[1] == self.width:
             return image
         squeezed = image[:, :, 0] if image.shape[2] == 1 else image
-        resized = Image.fromarray(squeezed).resize((self.width, self.height), _RESAMPLE[self.resize])
-        out = np.asarray(resized, dtype=np.uint8)
+        out = np.asarray(self.resize_image(Image.fromarray(squeezed)), dtype=np.uint8)
         return out[:, :, None] if out.ndim == 2 else out
 
     def pixels_nchw(self, images: Sequence[np.ndarray]) -> np.ndarray:
@@ -164,7 +169,7 @@ class PreprocessConfig:
         if layout is not None:
             layout = str(layout).upper()
             if layout not in ("NCHW", "NHWC"):
-                raise InputError(f'\'layout\' must be "NCHW" or "NHWC", got {layout!r}')
+                raise InputError(f'\'layout\' must be "NCHW" or "NHWC", got {layout[:20]!r}')
             return layout
         c = self.channels
         nchw, nhwc = shape[1] == c, shape[3] == c

@@ -1,7 +1,9 @@
 """Request limits of the scoring service, configurable with environment variables.
 
-Limits exist so one request cannot exhaust the worker's memory or CPU: every image is decoded
-fully into memory, and a small compressed file can expand to gigabytes (a decompression bomb).
+Limits exist so one request cannot exhaust the worker's memory or CPU: a small compressed file can
+expand to gigabytes (a decompression bomb), a small JSON body to millions of Python objects, and a
+slow client can hold a connection for as long as it likes. docs/serving.md derives the worst-case
+worker memory from these values.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ class Limits:
     max_images: int = 256  # AMLVISION_MAX_IMAGES: images (or array rows) per request
     max_image_bytes: int = 16 * 1024 * 1024  # AMLVISION_MAX_IMAGE_BYTES: one encoded image
     max_image_pixels: int = 4096 * 4096  # AMLVISION_MAX_IMAGE_PIXELS: width x height of one image
+    # AMLVISION_MAX_REQUEST_PIXELS: width x height summed over all images of one request, as their headers
+    # state them (before any decode-time reduction); bounds a request's decoding time.
+    max_request_pixels: int = 8 * 4096 * 4096
+    body_timeout_s: int = 30  # AMLVISION_BODY_TIMEOUT_S: seconds a client may take to send its body
     default_top_k: int = 3  # AMLVISION_TOP_K: labels per image unless the request asks for another k
 
     @classmethod

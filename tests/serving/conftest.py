@@ -117,7 +117,9 @@ def bad_requests(sample_png: bytes) -> list[BadRequest]:
     return [
         BadRequest("malformed json", b'{"image": "abc', "application/json", "not valid JSON"),
         BadRequest("json nested too deeply", b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json",
-                   "not valid JSON"),
+                   "100,000 lists, more than"),
+        BadRequest("json nested too deeply (few lists)", b'{"data": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+                   "application/json", "not valid JSON"),
         BadRequest("json not an object", js([1, 2, 3]), "application/json", "must be an object"),
         BadRequest("no input field", js({"top_k": 2}), "application/json", "exactly one of"),
         BadRequest("unknown field", js({"image": b64(sample_png), "colour": 1}), "application/json", "unknown field"),

@@ -7,15 +7,17 @@ with debootstrap because no registry is reachable. Builds are layer-cached, so r
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
-from amlvision.testing import docker
+from amlvision.testing import docker, hostile
 from tests.serving import http_checks
 from tests.serving.conftest import TEST_LIMITS
 
@@ -113,3 +115,59 @@ def test_an_unreadable_model_mount_fails_with_a_clear_log_message(score_image, m
         assert "make the model folder world-readable" in failing.logs()
     finally:
         failing.remove()
+
+
+def test_a_corrupt_model_stops_the_container_at_once_naming_the_file(score_image, model_dir, tmp_path):
+    broken = tmp_path / "corrupt-model"
+    shutil.copytree(model_dir, broken)
+    data = (model_dir / "model.onnx").read_bytes()
+    (broken / "model.onnx").write_bytes(data[: len(data) // 3])  # an interrupted copy
+    for path in (broken, *broken.iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    started = time.monotonic()
+    failing = docker.run_container(score_image, volumes={broken: MODEL_MOUNT})
+    try:
+        while failing.inspect()["State"]["Running"] and time.monotonic() - started < 60:
+            time.sleep(0.5)
+        state = failing.inspect()["State"]
+        logs = failing.logs()
+        assert not state["Running"], "the server kept restarting workers with a corrupt model:\n" + logs[-3000:]
+        assert state["ExitCode"] != 0
+        assert f"{MODEL_MOUNT}/model.onnx: cannot load the ONNX model" in logs
+        assert "std::system_error" not in logs
+        assert logs.count("Invoking user's init function") <= 2  # WORKER_COUNT=2 tries, no restart loop
+    finally:
+        failing.remove()
+
+
+def test_container_keeps_answering_while_20_slow_clients_hold_connections(container, test_files):
+    """Issue 15 F3: 20 connections dripping headers or body (1 byte / 1.5 s) for 15 s."""
+    png = test_files[0].read_bytes()
+    latencies = []
+    with hostile.SlowClients(container.port, count=20, seconds=15) as slow:
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            response = requests.post(f"{container.url}/score", data=png, headers={"Content-Type": "image/png"},
+                                     timeout=30)  # fmt: skip
+            latencies.append((time.perf_counter() - started) * 1e3)
+            assert response.status_code == 200, response.text
+            time.sleep(0.1)
+    assert len(slow.results) == 20
+    p50, p99 = np.percentile(latencies, [50, 99])
+    print(f"\n{len(latencies)} normal requests beside 20 slow clients: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+          f"(load average {os.getloadavg()[0]:.1f})")  # fmt: skip
+    assert len(latencies) >= 30 and p99 < 1000, latencies
+
+
+def test_container_logs_the_packages_lines_and_stops_cleanly(container):
+    """Issue 15 F10/F11; runs last: stops the module's container with SIGTERM, as `docker stop` does."""
+    bad = requests.post(f"{container.url}/score", data=b'{"image": "@@@"}',
+                        headers={"Content-Type": "application/json"}, timeout=30)  # fmt: skip
+    assert bad.status_code == 400
+    subprocess.run(["docker", "stop", "--time", "20", container.id], capture_output=True, check=True)
+    logs = container.logs()
+    assert "amlvision.serving - loaded /var/azureml-models/model" in logs
+    assert f"amlvision.serving - request {bad.headers['x-request-id']}: 400 'image': not valid base64" in logs
+    assert "Traceback" not in logs and "std::system_error" not in logs and "terminate called" not in logs, logs[-3000:]
+    assert container.inspect()["State"]["ExitCode"] == 0

@@ -33,9 +33,9 @@ def local_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(url + "/", timeout=1).status_code == 200:
+                if requests.get(url + "/", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or worker still booting
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"amlvision serve did not start:\n{log.read_text()[-3000:]}")
