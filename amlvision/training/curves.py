@@ -82,10 +82,9 @@ def threshold_report_text(curves: dict[str, Any]) -> str:
     """A fixed-width table of the threshold report (threshold_report.txt)."""
     names = list(curves["per_class"])
     width = max([len("class"), *(len(n) for n in names)])
-    head = (
-        f"{'class'.rjust(width)}  support      AP  ROC-AUC  argmax-P  argmax-R"
-        "  best-F1-threshold  best-F1  at-P    at-R"
-    )
+    columns = (("support", 7), ("AP", 6), ("ROC-AUC", 7), ("argmax-P", 8), ("argmax-R", 8))
+    columns += (("best-F1-threshold", 17), ("best-F1", 7), ("at-P", 6), ("at-R", 6))
+    head = "  ".join(["class".rjust(width), *(title.rjust(size) for title, size in columns)])
 
     def num(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
