@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 MAX_PLOT_CHARS = 14
+SHORT_NUMBER_CHARS = 8  # numbers this short are shown as written
 
 
 def short_label(name: str, max_chars: int = MAX_PLOT_CHARS) -> str:
@@ -21,7 +22,7 @@ def short_label(name: str, max_chars: int = MAX_PLOT_CHARS) -> str:
         value = None
     if value is not None and text.strip().lower() not in ("nan", "inf", "-inf", "infinity"):
         short = f"{value:.4g}"
-        return text if len(text) <= len(short) else f"{short}…"
+        return text if len(text) <= SHORT_NUMBER_CHARS or len(text) <= len(short) else f"{short}…"
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 
