@@ -3,7 +3,8 @@
 ``amlvision evaluate MODEL_DIR DATA`` decodes DATA's images (any source ``amlvision pack`` reads, or
 a packed directory), runs them through the same preprocessing and ONNX Runtime code as
 ``amlvision predict`` and score.py (``amlvision.inference``), and writes metrics.json,
-classification_report.txt, confusion_matrix.{json,png}, mistakes.png and predictions.npz.
+classification_report.txt, confusion_matrix.{json,png}, confusion_matrix_normalized.png, pr_curves.png,
+roc_curves.png, threshold_report.txt, mistakes.png and predictions.npz.
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
             {
                 "accuracy": metrics["accuracy"],
                 "macro_f1": metrics["macro_f1"],
+                "balanced_accuracy": metrics["balanced_accuracy"],
+                "macro_average_precision": metrics["macro_average_precision"],
+                "macro_roc_auc": metrics["macro_roc_auc"],
                 "num_samples": metrics["num_samples"],
                 "split": metrics["split"],
                 "outputs": out,

@@ -19,14 +19,27 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="packed: skip the sha256 check")
     parser.add_argument("--workers", type=int, help="decoding processes (default: every available CPU)")
     parser.add_argument("--max-items", type=int, default=20, help="list at most this many files per problem")
+    parser.add_argument(
+        "--imbalance-threshold",
+        type=float,
+        default=None,
+        help="warn when the largest class has more than this many times the images of the smallest (default 3)",
+    )
     add_source_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from amlvision.data.summary import format_summary, summarize
+    from amlvision.data.summary import IMBALANCE_THRESHOLD, format_summary, summarize
 
+    threshold = IMBALANCE_THRESHOLD if args.imbalance_threshold is None else args.imbalance_threshold
     try:
-        summary = summarize(args.path, verify=args.verify, workers=args.workers, **source_options(args))
+        summary = summarize(
+            args.path,
+            verify=args.verify,
+            workers=args.workers,
+            imbalance_threshold=threshold,
+            **source_options(args),
+        )
     except (ValueError, OSError) as exc:
         print(f"amlvision inspect: error: {exc}", file=sys.stderr)
         return 1

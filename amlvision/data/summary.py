@@ -127,22 +127,63 @@ def _summarize_packed(path: Path, verify: bool) -> dict[str, Any]:
     }
 
 
-def summarize(path: str | Path, *, verify: bool = True, workers: int | None = None, **options: Any) -> dict[str, Any]:
+IMBALANCE_THRESHOLD = 3.0
+IMBALANCE_ADVICE = (
+    "train with --class-weights balanced or --sampler balanced, choose the exported epoch with "
+    "--select-metric macro_f1 (or balanced_accuracy), and judge the model by per-class recall, "
+    "pr_curves.png and the threshold report rather than accuracy"
+)
+
+
+def class_balance(per_class: dict[str, int], threshold: float = IMBALANCE_THRESHOLD) -> dict[str, Any]:
+    """Largest / smallest class (among classes with images) and whether their ratio exceeds ``threshold``."""
+    present = {name: n for name, n in per_class.items() if n > 0}
+    if not present:
+        return {"ratio": None, "largest": None, "smallest": None, "empty_classes": list(per_class), "warning": False}
+    largest = max(present, key=present.__getitem__)
+    smallest = min(present, key=present.__getitem__)
+    ratio = present[largest] / present[smallest]
+    return {
+        "ratio": round(ratio, 3),
+        "largest": largest,
+        "smallest": smallest,
+        "empty_classes": [name for name, n in per_class.items() if n == 0],
+        "warning": ratio > threshold,
+    }
+
+
+def add_class_balance(summary: dict[str, Any], threshold: float = IMBALANCE_THRESHOLD) -> dict[str, Any]:
+    """Add ``imbalance`` to every split of ``summary`` (and the threshold used) in place; returns it."""
+    summary["imbalance_threshold"] = threshold
+    for info in summary["splits"].values():
+        info["imbalance"] = class_balance(info["per_class"], threshold)
+    return summary
+
+
+def summarize(
+    path: str | Path,
+    *,
+    verify: bool = True,
+    workers: int | None = None,
+    imbalance_threshold: float = IMBALANCE_THRESHOLD,
+    **options: Any,
+) -> dict[str, Any]:
     """A JSON-ready summary of ``path`` (packed directory or any source ``open_collection`` reads)."""
     path = Path(path)
     if packed.is_packed(path):
-        return _summarize_packed(path, verify)
+        return add_class_balance(_summarize_packed(path, verify), imbalance_threshold)
     collections = open_collection(path, skip_bad=True, **options)
     class_names = next(iter(collections.values())).class_names if collections else []
     all_hashes: dict[str, tuple[str, str]] = {}
     splits = {split: _summarize_split(split, images, workers, all_hashes) for split, images in collections.items()}
-    return {
+    summary = {
         "path": str(path),
         "kind": "source",
         "class_names": class_names,
         "splits": splits,
         "duplicates_across_splits": _across(all_hashes) if len(splits) > 1 else [],
     }
+    return add_class_balance(summary, imbalance_threshold)
 
 
 def _across(hashes: dict[str, tuple[str, str]]) -> list[list[str]]:
@@ -162,6 +203,15 @@ def format_summary(summary: dict[str, Any], *, max_items: int = 20) -> str:
         lines.append(f"\n[{split}] {info['count']} images")
         width = max((len(name) for name in info["per_class"]), default=0)
         lines += [f"  {name.ljust(width)}  {n}" for name, n in info["per_class"].items()]
+        balance = info.get("imbalance") or {}
+        if balance.get("warning"):
+            lines.append(
+                f"  WARNING: imbalanced classes: {balance['largest']!r} has {balance['ratio']:g}x the images of "
+                f"{balance['smallest']!r} (threshold {summary.get('imbalance_threshold', IMBALANCE_THRESHOLD):g}); "
+                + IMBALANCE_ADVICE
+            )
+        if balance.get("empty_classes"):
+            lines.append(f"  WARNING: classes without images: {', '.join(balance['empty_classes'])}")
         lines.append("  sizes (WxH): " + ", ".join(f"{k}: {v}" for k, v in info["sizes"].items()))
         lines.append("  modes: " + ", ".join(f"{k}: {v}" for k, v in info["modes"].items()))
         for key, title in (("unreadable", "unreadable files"), ("skipped", "left out (not images / bad entries)")):

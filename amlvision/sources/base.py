@@ -40,6 +40,13 @@ Two ways to read
       of epoch ``epoch`` in batches of ``batch_size`` local samples (PyTorch convention: per
       process), optionally dropping the final short batch.
 
+Samplers
+    ``sampler="balanced"`` replaces the permutation of a sweep with a class-balanced draw of the
+    same length (``amlvision.sources.sampling``): every class gets an equal share of the sweep's
+    positions. It depends only on ``(seed, sweep)`` too, so partitioning, epochs, resume and
+    ``next_minibatch`` work unchanged; subclasses provide the labels through ``sample_labels``.
+    A sample repeated within a balanced sweep gets a different random key at each position.
+
 Per-sample randomness
     Random augmentation must also be independent of batch size and of worker scheduling. Every
     scheduled sample therefore carries a 64-bit key ``sample_key(seed, sweep, index)``; subclasses
@@ -69,6 +76,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from amlvision.sources.sampling import SAMPLERS, balanced_order
 
 INFINITELY_REPEAT = sys.maxsize
 """CNTK's constant for ``max_sweeps`` / ``max_samples``: never end (``None`` means the same here)."""
@@ -168,7 +177,10 @@ class MinibatchSource(ABC):
         drop_last: bool = False,
         device: torch.device | str | None = None,
         channels_last: bool = False,
+        sampler: str = "uniform",
     ):
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -188,6 +200,7 @@ class MinibatchSource(ABC):
         self.class_names = list(class_names)
         self.image_shape = tuple(int(v) for v in image_shape)
         self.randomize = randomize
+        self.sampler = sampler
         self.seed = int(seed)
         self.rank = rank
         self.world_size = world_size
@@ -225,7 +238,10 @@ class MinibatchSource(ABC):
         if not self.randomize:
             return np.arange(self.num_samples, dtype=np.int64)
         if self._perm_cache is None or self._perm_cache[0] != sweep:
-            perm = np.random.default_rng([self.seed, sweep]).permutation(self.num_samples)
+            if self.balanced:
+                perm = balanced_order(self.sample_labels(), self.seed, sweep)
+            else:
+                perm = np.random.default_rng([self.seed, sweep]).permutation(self.num_samples)
             self._perm_cache = (sweep, perm.astype(np.int64))
         return self._perm_cache[1]
 
@@ -242,12 +258,25 @@ class MinibatchSource(ABC):
             yield sweep, np.arange(first, upto, self.world_size, dtype=np.int64)
             start = sweep * length + upto
 
+    @property
+    def balanced(self) -> bool:
+        """Sweeps are class-balanced draws (``sampler="balanced"`` on a randomised source)."""
+        return self.randomize and self.sampler == "balanced"
+
+    def sample_labels(self) -> np.ndarray:
+        """The class index (int64) of every sample ``0 .. num_samples - 1``; needed by the balanced sampler."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its labels; it cannot sample balanced")
+
     def _plan(self, sweep: int, positions: np.ndarray) -> BatchPlan:
         indices = self.sweep_order(sweep)[positions]
+        # A balanced sweep may hold a sample several times: key each occurrence by its position too.
+        key_of = indices
+        if self.balanced:
+            key_of = self.num_samples * positions.astype(np.uint64) + indices.astype(np.uint64)
         return BatchPlan(
             indices=indices,
             sweeps=np.full(len(indices), sweep, dtype=np.int64),
-            keys=sample_key(self.seed, sweep, indices),
+            keys=sample_key(self.seed, sweep, key_of),
             ends_sweep=positions >= self.sweep_length - self.world_size,
         )
 

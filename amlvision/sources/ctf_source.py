@@ -151,6 +151,9 @@ class CTFSource(MinibatchSource):
         super().__init__(num_samples=len(targets), class_names=class_names, image_shape=(c, h, w), **schedule)
         self.mean = None if mean is None else self._mean_tensor(mean)
 
+    def sample_labels(self) -> np.ndarray:
+        return self.labels.numpy().astype(np.int64)
+
     def _mean_tensor(self, mean: np.ndarray | torch.Tensor) -> torch.Tensor:
         mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float32))
         c = self.image_shape[0]

@@ -108,6 +108,7 @@ def make_source(
     image_shape: Sequence[int] | None = None,
     class_names: list[str] | None = None,
     num_classes: int | None = None,
+    sampler: str = "uniform",
 ) -> MinibatchSource:
     """A source with ``class_names``, ``num_classes``, ``image_shape`` (C, H, W), ``len`` and ``iter_epoch``.
 
@@ -115,6 +116,8 @@ def make_source(
     ``augment``: ``BatchAugment`` fields for the packed fast path (``flip``: none|random|alternate,
     ``translate``: max shift, ``pad_mode``, ``fill``); used only when ``train``.
     ``drop_last``: give every rank exactly ``N // world_size`` samples per sweep.
+    ``sampler``: ``uniform`` (a permutation per sweep) or ``balanced`` (class-balanced sweeps,
+    ``amlvision.sources.sampling``); used only when ``train``.
     """
     if reader not in READERS:
         raise ValueError(f"reader must be one of {READERS}, got {reader!r}")
@@ -133,6 +136,7 @@ def make_source(
         max_samples=max_samples,
         device=device,
         channels_last=channels_last,
+        sampler=sampler if train else "uniform",
     )
     if reader == "image":
         from amlvision.sources.image_source import ImageSource

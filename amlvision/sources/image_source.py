@@ -139,6 +139,10 @@ class ImageSource(MinibatchSource):
             )
         return size
 
+    def sample_labels(self) -> np.ndarray:
+        """Sample ``i`` is view ``i % views`` of image ``i // views`` (as in ``_load_batch``)."""
+        return np.repeat(np.asarray(self.images.labels, dtype=np.int64), self.views)
+
     def _load_batch(self, plan: BatchPlan) -> tuple[torch.Tensor, torch.Tensor]:
         pipeline = self.pipeline
         out = torch.empty((len(plan), *self.image_shape), dtype=torch.float32)

@@ -60,6 +60,9 @@ class PackedSource(MinibatchSource):
         self.labels = torch.from_numpy(labels).to(storage)
         self.mean = None if mean is None else self._mean_tensor(mean, storage)
 
+    def sample_labels(self) -> np.ndarray:
+        return self.labels.cpu().numpy().astype(np.int64)
+
     def _mean_tensor(self, mean: np.ndarray | torch.Tensor, storage: torch.device) -> torch.Tensor:
         mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float32))
         c, h, w = self.image_shape

@@ -14,8 +14,11 @@ from typing import Any
 
 import yaml
 
+from amlvision.sources.sampling import SAMPLERS
+from amlvision.training.balance import WEIGHT_MODES
 from amlvision.training.models import MODELS
 from amlvision.training.recipes import RECIPES
+from amlvision.training.selection import SELECT_METRICS
 
 READERS = ("packed", "image", "ctf")
 CROP_TYPES = ("none", "center", "randomside", "randomarea")
@@ -65,6 +68,10 @@ class TrainConfig:
     epoch_size: int = 0
     progress: str = "auto"
     experiment: str = "amlvision"
+    # imbalanced data (amlvision/training/balance.py, sources/sampling.py, training/selection.py)
+    class_weights: str = "none"
+    sampler: str = "uniform"
+    select_metric: str = "last"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eval-batch-size", type=int)
     g.add_argument("--progress", choices=("auto", "bar", "log"), help="tqdm bars when interactive, log lines otherwise")
     g.add_argument("--experiment", help="experiment name for MLflow")
+    g = p.add_argument_group("imbalanced data")
+    g.add_argument(
+        "--class-weights",
+        metavar="none|balanced|FILE",
+        help="loss weight per class: none, balanced (n / (classes * n_class)) or a YAML/JSON file of class: weight",
+    )
+    g.add_argument("--sampler", choices=SAMPLERS, help="uniform sweeps, or class-balanced sweeps (seeded)")
+    g.add_argument(
+        "--select-metric",
+        choices=SELECT_METRICS,
+        help="held-out score that picks the exported epoch (default last: the final weights)",
+    )
     return p
 
 
@@ -196,5 +215,11 @@ def validate(cfg: TrainConfig) -> None:
         problems.append("momentum_steps and momentum_values need the same length")
     if cfg.scale is not None and len(cfg.scale) != 2:
         problems.append("scale takes WIDTH HEIGHT")
+    if cfg.sampler not in SAMPLERS:
+        problems.append(f"sampler must be one of {SAMPLERS}, got {cfg.sampler!r}")
+    if cfg.select_metric not in SELECT_METRICS:
+        problems.append(f"select_metric must be one of {SELECT_METRICS}, got {cfg.select_metric!r}")
+    if cfg.class_weights not in WEIGHT_MODES and not Path(cfg.class_weights).is_file():
+        problems.append(f"class_weights must be one of {WEIGHT_MODES} or a file, got {cfg.class_weights!r}")
     if problems:
         raise ValueError("invalid training configuration: " + "; ".join(problems))

@@ -277,6 +277,7 @@ def load_training_data(
         rank=rank,
         world_size=world_size,
         drop_last=drop_last,
+        sampler=cfg.sampler,
         **({"epoch_size": cfg.epoch_size} if cfg.epoch_size else {}),
         **common,
     )

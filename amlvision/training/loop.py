@@ -29,12 +29,14 @@ from torch import nn
 from tqdm import tqdm
 
 from amlvision.training import distributed, schedule
+from amlvision.training.balance import balance_record, class_counts, resolve_class_weights
 from amlvision.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, set_rng_state
 from amlvision.training.config import TrainConfig
 from amlvision.training.data import TrainingData, load_training_data
 from amlvision.training.evaluation import MistakeGallery, evaluate_predictions, per_class_table
 from amlvision.training.export import export_onnx
 from amlvision.training.models import FastNet, FlipTTA, build_model
+from amlvision.training.selection import BEST_MODEL_NAME, best_epoch, heldout_scores, selection_record
 from amlvision.training.tracking import NullTracker, Tracker, open_tracker
 
 log = logging.getLogger("amlvision.train")
@@ -53,7 +55,12 @@ RESUME_KEYS = (
     "epoch_size",
     "val_fraction",
     "scale",
+    "class_weights",
+    "sampler",
+    "select_metric",
 )
+# What a checkpoint written before a key existed meant by it.
+RESUME_DEFAULTS = {"class_weights": "none", "sampler": "uniform", "select_metric": "last"}
 
 
 class Interrupted(Exception):
@@ -250,7 +257,13 @@ class Trainer:
         self.model.to(self.device)
         self.train_model = distributed.wrap_model(self.model, self.info)
         self.optimizer = make_optimizer(self.model, cfg)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        counts = class_counts(self.data.train.sample_labels(), len(self.data.class_names))
+        weights = resolve_class_weights(cfg.class_weights, counts, self.data.class_names)
+        self.balance = balance_record(self.data.class_names, counts, weights, cfg.class_weights, cfg.sampler)
+        self.criterion = nn.CrossEntropyLoss(
+            weight=None if weights is None else torch.tensor(weights, dtype=torch.float32, device=self.device),
+            label_smoothing=cfg.label_smoothing,
+        )
         n = len(self.data.train)
         self.drop_last = n >= cfg.batch_size * 2
         self.steps_per_epoch = self.data.train.num_batches(0, cfg.batch_size, self.drop_last)
@@ -270,7 +283,7 @@ class Trainer:
         path = self.outputs / CHECKPOINT_NAME
         ckpt = load_checkpoint(path)
         saved = ckpt.get("config", {})
-        differ = [k for k in RESUME_KEYS if saved.get(k) != getattr(self.cfg, k)]
+        differ = [k for k in RESUME_KEYS if saved.get(k, RESUME_DEFAULTS.get(k)) != getattr(self.cfg, k)]
         if differ:
             detail = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(self.cfg, k)!r}" for k in differ)
             raise ValueError(f"{path}: cannot resume, the configuration changed ({detail})")
@@ -338,6 +351,7 @@ class Trainer:
         (self.outputs / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         if data.split.get("validation_indexes") is not None:
             (self.outputs / "split.json").write_text(json.dumps(data.split))
+        (self.outputs / "class_balance.json").write_text(json.dumps(self.balance, indent=2))
         repo = Path(__file__).resolve().parents[2]
         self.tracker.set_tags(
             {
@@ -346,8 +360,12 @@ class Trainer:
                 "git_commit": git_commit(repo),
                 "reader": cfg.reader,
                 "heldout": data.heldout_name,
+                "class_weights": cfg.class_weights,
+                "sampler": cfg.sampler,
+                "select_metric": cfg.select_metric,
             }
         )
+        self.tracker.log_artifact(self.outputs / "class_balance.json")
         self.tracker.log_params({k: v for k, v in cfg.to_dict().items() if k not in ("resume",)})
         log.info(
             "data %s: %d training images (%s), held-out %s: %d images, %d classes, input %s, checksum %s",
@@ -368,6 +386,13 @@ class Trainer:
             cfg.epochs,
             self.steps_per_epoch,
             cfg.batch_size,
+        )
+        log.info(
+            "classes: largest/smallest %.1f; class weights %s, sampler %s; the exported epoch is chosen by %s",
+            self.balance["imbalance_ratio"],
+            cfg.class_weights,
+            cfg.sampler,
+            cfg.select_metric,
         )
 
     def _train_epoch(self, guard: _SignalGuard) -> None:
@@ -448,32 +473,38 @@ class Trainer:
         probs, labels, val_loss = predict_source(
             eval_model, self.data.heldout, self.normalize, self.device, cfg.eval_batch_size
         )
-        val_acc = float((probs.argmax(1) == labels).mean()) if len(labels) else math.nan
+        scores = heldout_scores(labels, probs, val_loss, len(self.data.class_names))
+        val_acc = scores["val_accuracy"]
         seconds = s.stats.seconds
         row = {
             "epoch": s.epoch + 1,
             "loss": loss_sum / max(1.0, count),
             "accuracy": correct / max(1.0, count),
-            "val_loss": val_loss,
-            "val_accuracy": val_acc,
+            **scores,
             "lr": schedule.lr_at(cfg, max(0, s.global_step - 1) / self.total_steps),
             "images_per_sec": count / seconds if seconds > 0 else math.nan,  # all ranks, training steps only
             "epoch_seconds": seconds,
         }
         s.history.append(row)
+        selecting = cfg.select_metric != "last"
+        if self.info.is_main and selecting and best_epoch(s.history, cfg.select_metric) == row["epoch"]:
+            save_checkpoint(self.outputs / BEST_MODEL_NAME, model=self.model.state_dict(), epoch=row["epoch"])
         s.epoch += 1
         s.step_in_epoch = 0
         s.stats = EpochStats()
         if self.info.is_main:
             self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
             log.info(
-                "epoch %d/%d loss %.4f acc %.4f val_loss %.4f val_acc %.4f lr %.4g %.0f img/s",
+                "epoch %d/%d loss %.4f acc %.4f val_loss %.4f val_acc %.4f val_macro_f1 %.4f val_bal_acc %.4f "
+                "lr %.4g %.0f img/s",
                 row["epoch"],
                 cfg.epochs,
                 row["loss"],
                 row["accuracy"],
                 val_loss,
                 val_acc,
+                row["val_macro_f1"],
+                row["val_balanced_accuracy"],
                 row["lr"],
                 row["images_per_sec"],
             )
@@ -498,8 +529,31 @@ class Trainer:
             "std": self.normalize.std,
         }
 
+    def _select_weights(self) -> dict[str, Any]:
+        """Load the weights of the epoch ``--select-metric`` chose (see ``amlvision.training.selection``)."""
+        cfg = self.cfg
+        selected = selection_record(self.state.history, cfg.select_metric)
+        if cfg.select_metric != "last":
+            path = self.outputs / BEST_MODEL_NAME
+            saved = load_checkpoint(path) if path.is_file() else {}
+            if saved.get("epoch") != selected["epoch"]:
+                raise ValueError(
+                    f"{path}: holds epoch {saved.get('epoch')}, but --select-metric {cfg.select_metric} chose "
+                    f"epoch {selected['epoch']}; train again without --resume"
+                )
+            self.model.load_state_dict(saved["model"])
+        log.info(
+            "selected epoch %d of %d by held-out %s = %.4f",
+            selected["epoch"],
+            cfg.epochs,
+            selected["metric"],
+            selected["value"],
+        )
+        return selected
+
     def _finish(self) -> dict[str, Any]:
         cfg, data = self.cfg, self.data
+        selected = self._select_weights()
         model = self.eval_model()
         gallery = MistakeGallery()
         start = time.perf_counter()
@@ -518,8 +572,15 @@ class Trainer:
             "data_checksum": data.checksum,
             "history": self.state.history,
             "tta": cfg.tta,
+            "class_balance": self.balance,
         }
         metrics = evaluate_predictions(labels, probs, data.class_names, self.outputs, gallery=gallery, extra=extra)
+        headline = "accuracy" if cfg.select_metric == "last" else cfg.select_metric
+        metrics = {
+            "selected_by": {**selected, "final": metrics[headline]},
+            headline: metrics[headline],
+            **metrics,
+        }
         torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, self.outputs / "model.pt")
         check = self._check_images()
         onnx_check = export_onnx(model.cpu(), self.outputs, data.class_names, self.preprocess(), check)
@@ -530,21 +591,41 @@ class Trainer:
             {
                 "final_accuracy": metrics["accuracy"],
                 "final_macro_f1": metrics["macro_f1"],
+                "final_balanced_accuracy": metrics["balanced_accuracy"],
+                "selected_epoch": selected["epoch"],
                 "train_seconds": train_seconds,
+                **{
+                    f"final_{key}": metrics[key]
+                    for key in ("macro_average_precision", "macro_roc_auc")
+                    if metrics[key] is not None
+                },
             },
             step=cfg.epochs,
         )
         self.tracker.log_table("per_class_metrics", per_class_table(metrics))
         self.tracker.log_confusion_matrix("confusion_matrix", data.class_names, metrics["confusion_matrix"]["matrix"])
-        for name in ("confusion_matrix", "mistakes"):
+        for name in ("confusion_matrix", "confusion_matrix_normalized", "pr_curves", "roc_curves", "mistakes"):
             self.tracker.log_image(name, self.outputs / f"{name}.png")
-        for name in ("metrics.json", "classification_report.txt", "model.onnx", "labels.json", "preprocess.json"):
+        for name in (
+            "metrics.json",
+            "classification_report.txt",
+            "threshold_report.txt",
+            "model.onnx",
+            "labels.json",
+            "preprocess.json",
+        ):
             self.tracker.log_artifact(self.outputs / name)
         log.info(
-            "held-out %s accuracy %.4f (macro F1 %.4f) on %d images; ONNX max |diff| %.2g; outputs in %s",
+            "held-out %s %s %.4f (epoch %d); accuracy %.4f, macro F1 %.4f, balanced accuracy %.4f, macro AP %s "
+            "on %d images; ONNX max |diff| %.2g; outputs in %s",
             data.heldout_name,
+            headline,
+            metrics[headline],
+            selected["epoch"],
             metrics["accuracy"],
             metrics["macro_f1"],
+            metrics["balanced_accuracy"],
+            "-" if metrics["macro_average_precision"] is None else f"{metrics['macro_average_precision']:.4f}",
             metrics["num_samples"],
             onnx_check["max_abs_diff"],
             self.outputs,

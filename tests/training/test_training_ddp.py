@@ -12,7 +12,9 @@ from .helpers import REPO, TRAIN_PY, subprocess_env, train_args
 
 def test_two_ranks_train_and_rank0_writes_consistent_outputs(cifar_packed: Path, tmp_path: Path) -> None:
     outputs = tmp_path / "out"
-    args = train_args(cifar_packed, outputs, "--batch-size", "32", "--epoch-size", "256", "--threads", "1")
+    # with the class-balanced sampler and class weights: every rank draws the same balanced sweep and takes its share
+    extra = ("--sampler", "balanced", "--class-weights", "balanced")
+    args = train_args(cifar_packed, outputs, "--batch-size", "32", "--epoch-size", "256", "--threads", "1", *extra)
     command = [
         sys.executable,
         "-m",
@@ -36,3 +38,4 @@ def test_two_ranks_train_and_rank0_writes_consistent_outputs(cifar_packed: Path,
     assert metrics["history"][-1]["val_accuracy"] == metrics["accuracy"]
     assert metrics["onnx_check"]["max_abs_diff"] <= metrics["onnx_check"]["tolerance"]
     assert len(metrics["history"]) == 2 and metrics["history"][0]["images_per_sec"] > 0
+    assert metrics["class_balance"]["sampler"] == "balanced" and len(metrics["class_balance"]["weights"]) == 10

@@ -29,7 +29,13 @@ def test_offline_azure_run_logs_everything_locally(fast_run: Path) -> None:
     assert len(matrix["data"]["matrix"]) == 10
     table = next(r for r in records if r["kind"] == "table")
     assert table["name"] == "per_class_metrics" and len(table["values"]["f1"]) == 10
-    assert {r["name"] for r in records if r["kind"] == "image"} == {"confusion_matrix", "mistakes"}
+    assert {r["name"] for r in records if r["kind"] == "image"} == {
+        "confusion_matrix",
+        "confusion_matrix_normalized",
+        "pr_curves",
+        "roc_curves",
+        "mistakes",
+    }
     assert records[-1] == {**records[-1], "kind": "end", "status": "completed"}
 
 
