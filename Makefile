@@ -12,7 +12,7 @@ MODEL ?= fast
 OUTPUTS ?= outputs
 TRAIN_ARGS ?=
 
-.PHONY: venv train test lint bench clean
+.PHONY: venv train test lint notebooks bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test: venv
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# Run every notebook with its default parameters and render it to build/notebooks/<name>.html.
+notebooks: venv
+	for nb in notebooks/*.ipynb; do \
+		$(PY) -m amlvision.testing.notebooks $$nb --html build/notebooks/$$(basename $$nb .ipynb).html || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -98,6 +98,36 @@ class LocalBackend(Backend):
         self._fh.close()
 
 
+def read_local_log(path: str | Path) -> list[dict[str, Any]]:
+    """The records ``LocalBackend`` wrote (``outputs/logs/metrics.jsonl``, or the outputs folder itself)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "logs" / "metrics.jsonl" if (path / "logs").is_dir() else path / "metrics.jsonl"
+    records = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not a JSON object ({exc.msg})") from None
+            if not isinstance(record, dict) or "kind" not in record:
+                raise ValueError(f"{path}:{number}: expected an object with a 'kind' field")
+            records.append(record)
+    return records
+
+
+def metric_history(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The ``metrics`` records as columns: ``step`` plus one list per metric name (``None`` where absent)."""
+    rows = [r for r in records if r.get("kind") == "metrics"]
+    names = list(dict.fromkeys(name for r in rows for name in r.get("values", {})))
+    columns: dict[str, list[Any]] = {"step": [r.get("step") for r in rows]}
+    for name in names:
+        columns[name] = [r.get("values", {}).get(name) for r in rows]
+    return columns
+
+
 class AzureMLBackend(Backend):
     """``azureml.core.Run.get_context()``; offline runs are called the same way with their prints silenced."""
 

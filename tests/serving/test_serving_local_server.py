@@ -3,53 +3,48 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from amlvision.testing.docker import free_port
+from amlvision.serving.local import LocalServer, ServerStartError
 from tests.serving import http_checks
 from tests.serving.conftest import TEST_LIMITS, assert_same_predictions
 
 
 @pytest.fixture(scope="module")
 def local_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = {**os.environ, **TEST_LIMITS, "OMP_NUM_THREADS": "1", "AMLVISION_ORT_THREADS": "1"}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "amlvision", "serve", str(model_dir), "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    env = {**TEST_LIMITS, "OMP_NUM_THREADS": "1", "AMLVISION_ORT_THREADS": "1"}
+    server = LocalServer(model_dir, env=env, log_path=log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(url + "/", timeout=2).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or worker still booting
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"amlvision serve did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url
+        server.start()
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # gunicorn master and its workers
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        server.stop()
     with pytest.raises(requests.ConnectionError):  # stopped means the port no longer answers
-        requests.get(url + "/", timeout=2)
+        requests.get(server.url + "/", timeout=2)
+
+
+def test_local_server_reports_a_server_that_cannot_start(tmp_path):
+    # serve checks the model before it starts the server and exits non-zero (issue 15, F7):
+    # the error must carry the cause from the server's log, and the server must be gone.
+    broken = tmp_path / "model"
+    broken.mkdir()
+    (broken / "model.onnx").write_bytes(b"not an onnx model")
+    (broken / "labels.json").write_text('["a", "b"]')
+    (broken / "preprocess.json").write_text("{}")
+    server = LocalServer(broken, startup_timeout=20, log_path=tmp_path / "serve.log")
+    with pytest.raises(ServerStartError, match="exited with 2") as caught:
+        server.start()
+    assert "preprocess.json: invalid or missing field" in str(caught.value)
+    assert server.process is None and not server.answers()
 
 
 def test_serve_answers_like_predict(local_server, test_files, predict_answer):
