@@ -62,3 +62,21 @@ def kaggle_sample(shared_data: Path) -> Path:
 def _quiet_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     # Two cores: keep per-test thread pools small so parallel work does not thrash.
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
+
+
+TF_RUN_ARGS = ("--engine", "tensorflow", "--model", "tf-cifar10", "--epochs", "2", "--batch-size", "128", "--seed", "3")
+
+
+@pytest.fixture(scope="session")
+def tf_run(cifar_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real TensorFlow run of ``tf-cifar10`` on the CIFAR-10 subset (train.py in a subprocess); its outputs/.
+
+    A subprocess, so TensorFlow's thread pools and memory do not stay in the test process.
+    """
+    from tests.training.helpers import run_train
+
+    outputs = tmp_path_factory.mktemp("tf") / "outputs"
+    args = ["--data", str(cifar_subset), *TF_RUN_ARGS, "--outputs", str(outputs), "--threads", "2", "--progress", "log"]
+    done = run_train(args, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return outputs

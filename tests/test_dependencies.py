@@ -51,3 +51,18 @@ def test_conda_python_matches_requires_python():
 def test_normalise_detects_a_drift():
     # The comparison must notice a changed pin, otherwise the agreement test above proves nothing.
     assert _normalise(["torch==2.14.1"]) != _normalise(["torch==2.13.0"])
+
+
+def test_tensorflow_variant_is_the_base_environment_plus_the_tensorflow_extra():
+    """conda_dependencies.tensorflow.yml (Docker/Azure ML training with TensorFlow) = base list + the extra."""
+    variant = yaml.safe_load((ROOT / "conda_dependencies.tensorflow.yml").read_text())
+    pip_lists = [d["pip"] for d in variant["dependencies"] if isinstance(d, dict) and "pip" in d]
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["tensorflow"]
+    assert _normalise(pip_lists[0]) == {**_conda(), **_normalise(extra)}
+    assert "tensorflow-cpu" in _normalise(extra) and "tensorflow-cpu" not in _conda()
+
+
+def test_scoring_requirements_carry_no_training_framework():
+    names = _normalise([line for line in (ROOT / "requirements-score.txt").read_text().splitlines()
+                        if line.strip() and not line.startswith("#")])  # fmt: skip
+    assert not {"torch", "torchvision", "tensorflow", "tensorflow-cpu", "keras", "tf2onnx"} & set(names)

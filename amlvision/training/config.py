@@ -15,12 +15,14 @@ from typing import Any
 import yaml
 
 from amlvision.sources.sampling import SAMPLERS
+from amlvision.tf import TF_MODELS
 from amlvision.training.balance import WEIGHT_MODES
 from amlvision.training.models import MODELS
 from amlvision.training.recipes import RECIPES
 from amlvision.training.selection import SELECT_METRICS
 
 READERS = ("packed", "image", "ctf")
+ENGINES = ("pytorch", "tensorflow")
 CROP_TYPES = ("none", "center", "randomside", "randomarea")
 
 
@@ -30,6 +32,7 @@ class TrainConfig:
 
     data: str = "cifar10"
     reader: str = "packed"
+    engine: str = "pytorch"
     model: str = "fast"
     epochs: int = 10
     batch_size: int = 128
@@ -61,6 +64,7 @@ class TrainConfig:
     interpolations: str = "linear"
     mean_std: str = "data"
     tta: bool = False
+    ema: float = 0.0
     threads: int = 0
     workers: int | None = None
     device: str = "auto"
@@ -104,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--val-fraction", type=float, help="stratified validation split when the data has no test split")
     g.add_argument("--epoch-size", type=int, help="CNTK epoch_size: training samples per epoch (0 = one full sweep)")
     g = p.add_argument_group("model and optimiser")
-    g.add_argument("--model", choices=sorted(MODELS), help="network; its recipe sets the defaults below")
+    g.add_argument("--engine", choices=ENGINES, help="pytorch (default) or tensorflow (docs/tensorflow.md)")
+    g.add_argument("--model", choices=sorted({*MODELS, *TF_MODELS}), help="network; its recipe sets the defaults below")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float, help="peak learning rate (mean loss over the minibatch)")
@@ -118,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr-factors", type=float, nargs="*", help="step schedule: lr multipliers after each step")
     g.add_argument("--warmup", type=float, help="onecycle: fraction of training spent warming up")
     g.add_argument("--final-lr-fraction", type=float, help="onecycle: lr at the end as a fraction of the peak")
+    g.add_argument("--ema", type=float, help="evaluate an exponential moving average of the weights (0 = off)")
     g.add_argument("--tta", type=_bool, metavar="BOOL", help="evaluate and export with horizontal-flip TTA")
     g = p.add_argument_group("transforms (CNTK terms)")
     g.add_argument(
@@ -199,6 +205,15 @@ def validate(cfg: TrainConfig) -> None:
     problems = []
     if cfg.reader not in READERS:
         problems.append(f"reader must be one of {READERS}, got {cfg.reader!r}")
+    if cfg.engine not in ENGINES:
+        problems.append(f"engine must be one of {ENGINES}, got {cfg.engine!r}")
+    elif cfg.model not in (TF_MODELS if cfg.engine == "tensorflow" else MODELS):
+        names = ", ".join(TF_MODELS if cfg.engine == "tensorflow" else MODELS)
+        problems.append(f"model {cfg.model!r} does not exist on the {cfg.engine} engine (it has {names})")
+    if cfg.engine == "tensorflow" and cfg.reader != "packed":
+        problems.append("the tensorflow engine reads the packed format (--reader packed)")
+    if not 0 <= cfg.ema < 1:
+        problems.append(f"ema must be in [0, 1), got {cfg.ema}")
     if cfg.crop_type not in CROP_TYPES:
         problems.append(f"crop_type must be one of {CROP_TYPES}, got {cfg.crop_type!r}")
     if cfg.epochs < 1 or cfg.batch_size < 1:

@@ -33,6 +33,7 @@ from amlvision.training.balance import balance_record, class_counts, resolve_cla
 from amlvision.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, set_rng_state
 from amlvision.training.config import TrainConfig
 from amlvision.training.data import TrainingData, load_training_data
+from amlvision.training.ema import WeightEMA
 from amlvision.training.evaluation import MistakeGallery, evaluate_predictions, per_class_table
 from amlvision.training.export import export_onnx
 from amlvision.training.models import FastNet, FlipTTA, build_model
@@ -58,9 +59,9 @@ RESUME_KEYS = (
     "class_weights",
     "sampler",
     "select_metric",
+    "ema",
 )
 # What a checkpoint written before a key existed meant by it.
-RESUME_DEFAULTS = {"class_weights": "none", "sampler": "uniform", "select_metric": "last"}
 
 
 class Interrupted(Exception):
@@ -158,14 +159,29 @@ def git_commit(repo: Path) -> str:
         return "unknown"
 
 
+def resume_differences(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
+    """RESUME_KEYS whose value changed since the checkpoint (a key older checkpoints lack counts as its default)."""
+    return [k for k in RESUME_KEYS if saved.get(k, getattr(TrainConfig, k, None)) != getattr(cfg, k)]
+
+
 def pick_device(requested: str) -> str | None:
     return None if requested == "auto" else requested
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """SGD with ``cfg.weight_decay`` on every parameter, or only on the model's ``decayed_parameters``."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    decayed = getattr(model, "decayed_parameters", None)
+    if decayed is None:
+        groups: list[dict[str, Any]] = [{"params": params, "weight_decay": cfg.weight_decay}]
+    else:  # e.g. the TensorFlow tutorial net: L2 on its two hidden dense layers only
+        groups = [
+            {"params": [p for n, p in named if n in decayed], "weight_decay": cfg.weight_decay},
+            {"params": [p for n, p in named if n not in decayed], "weight_decay": 0.0},
+        ]
     momentum = max(cfg.momentum, *cfg.momentum_values) if cfg.momentum_values else cfg.momentum
-    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=momentum, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=momentum)
     if cfg.unit_gain:
         # PyTorch seeds a momentum buffer with the raw first gradient (no dampening); CNTK's unit-gain
         # momentum starts from zero, so the first steps are (1 - m) g, not g.
@@ -257,6 +273,7 @@ class Trainer:
         self.model.to(self.device)
         self.train_model = distributed.wrap_model(self.model, self.info)
         self.optimizer = make_optimizer(self.model, cfg)
+        self.ema = WeightEMA(self.model, cfg.ema) if cfg.ema else None
         counts = class_counts(self.data.train.sample_labels(), len(self.data.class_names))
         weights = resolve_class_weights(cfg.class_weights, counts, self.data.class_names)
         self.balance = balance_record(self.data.class_names, counts, weights, cfg.class_weights, cfg.sampler)
@@ -283,7 +300,7 @@ class Trainer:
         path = self.outputs / CHECKPOINT_NAME
         ckpt = load_checkpoint(path)
         saved = ckpt.get("config", {})
-        differ = [k for k in RESUME_KEYS if saved.get(k, RESUME_DEFAULTS.get(k)) != getattr(self.cfg, k)]
+        differ = resume_differences(saved, self.cfg)
         if differ:
             detail = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(self.cfg, k)!r}" for k in differ)
             raise ValueError(f"{path}: cannot resume, the configuration changed ({detail})")
@@ -294,6 +311,8 @@ class Trainer:
             )
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.ema is not None:
+            self.ema.shadow.load_state_dict(ckpt["ema"])
         self.state = RunState(
             epoch=ckpt["epoch"],
             step_in_epoch=ckpt["step_in_epoch"],
@@ -314,6 +333,7 @@ class Trainer:
             self.outputs / CHECKPOINT_NAME,
             model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(),
+            ema=self.ema.shadow.state_dict() if self.ema is not None else None,
             epoch=s.epoch,
             step_in_epoch=s.step_in_epoch,
             global_step=s.global_step,
@@ -430,6 +450,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update(self.model, s.global_step + 1)
             s.stats.add(loss, logits, y)
             s.global_step += 1
             s.step_in_epoch = index + 1
@@ -488,7 +510,9 @@ class Trainer:
         s.history.append(row)
         selecting = cfg.select_metric != "last"
         if self.info.is_main and selecting and best_epoch(s.history, cfg.select_metric) == row["epoch"]:
-            save_checkpoint(self.outputs / BEST_MODEL_NAME, model=self.model.state_dict(), epoch=row["epoch"])
+            save_checkpoint(
+                self.outputs / BEST_MODEL_NAME, model=self.weights_network().state_dict(), epoch=row["epoch"]
+            )
         s.epoch += 1
         s.step_in_epoch = 0
         s.stats = EpochStats()
@@ -511,8 +535,14 @@ class Trainer:
         self._checkpoint()
         distributed.barrier()
 
+    def weights_network(self) -> nn.Module:
+        """The weights that are evaluated, selected and exported: the EMA shadow when ``--ema`` is set."""
+        return self.ema.shadow if self.ema is not None else self.model
+
     def eval_model(self) -> nn.Module:
-        return FlipTTA(self.model) if self.cfg.tta else self.model
+        """The network evaluation and export use: ``weights_network`` with flip TTA if asked."""
+        model = self.weights_network()
+        return FlipTTA(model) if self.cfg.tta else model
 
     # ------------------------------------------------------------------ the end
     def preprocess(self) -> dict[str, Any]:
@@ -541,7 +571,7 @@ class Trainer:
                     f"{path}: holds epoch {saved.get('epoch')}, but --select-metric {cfg.select_metric} chose "
                     f"epoch {selected['epoch']}; train again without --resume"
                 )
-            self.model.load_state_dict(saved["model"])
+            self.weights_network().load_state_dict(saved["model"])
         log.info(
             "selected epoch %d of %d by held-out %s = %.4f",
             selected["epoch"],
@@ -581,9 +611,11 @@ class Trainer:
             headline: metrics[headline],
             **metrics,
         }
-        torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, self.outputs / "model.pt")
+        weights = self.weights_network().state_dict()
+        torch.save({k: v.detach().cpu() for k, v in weights.items()}, self.outputs / "model.pt")
         check = self._check_images()
         onnx_check = export_onnx(model.cpu(), self.outputs, data.class_names, self.preprocess(), check)
+        model.to(self.device)
         self.model.to(self.device)
         metrics["onnx_check"] = onnx_check
         (self.outputs / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -649,6 +681,10 @@ def configure_logging() -> None:
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run training; returns the final metrics. Raises :class:`Interrupted` after a signal (checkpoint written)."""
+    if cfg.engine == "tensorflow":  # imported only here: the PyTorch engine never loads TensorFlow
+        from amlvision.tf.trainer import TFTrainer
+
+        return TFTrainer(cfg).run()
     trainer = Trainer(cfg)
     try:
         return trainer.run()

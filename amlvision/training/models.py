@@ -177,6 +177,105 @@ class FastNet(nn.Module):
         return self.linear(self.pool(x).flatten(1)) * self.scale
 
 
+def _tutorial_crop(size: int) -> int:
+    """The tutorial's 24-pixel crop of CIFAR's 32 pixels, as the same 3/4 fraction of any image side."""
+    return max(1, (size * 3) // 4)
+
+
+def _same_max_pool(x: torch.Tensor, kernel: int = 3, stride: int = 2) -> torch.Tensor:
+    """TensorFlow's ``max_pool(padding="SAME")``: pad the *end* with -inf when the padding total is odd.
+
+    ``nn.MaxPool2d(3, 2, padding=1)`` pads both sides by one, which shifts every window one pixel left/up
+    compared with TensorFlow (24 -> 12 needs a total padding of 1, all of it at the bottom/right).
+    """
+    pads = []
+    for size in (x.shape[3], x.shape[2]):  # F.pad wants the last dimension first
+        out = -(-size // stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        pads += [total // 2, total - total // 2]
+    return nn.functional.max_pool2d(nn.functional.pad(x, pads, value=float("-inf")), kernel, stride)
+
+
+class TutorialInput(nn.Module):
+    """The TensorFlow CIFAR-10 tutorial's image pipeline after its random crop, on 0-255 NCHW pixels.
+
+    Always: the central crop (``resize_image_with_crop_or_pad``) and ``per_image_standardization``
+    ((x - mean) / max(std, 1/sqrt(HWC)) per image). In training mode also ``random_brightness(63)``
+    and ``random_contrast(0.2, 1.8)`` per image, in the tutorial's order. The random 24x24 crop and the
+    flip come from the packed source (``translate`` = (32 - 24) / 2 and ``flip``): a shifted 32x32
+    image's central 24x24 window is exactly a random 24x24 crop, and never touches padding.
+    """
+
+    def __init__(self, crop: tuple[int, int], max_brightness: float = 63.0, contrast: tuple[float, float] = (0.2, 1.8)):
+        super().__init__()
+        self.crop = crop
+        self.max_brightness = max_brightness
+        self.contrast = contrast
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = self.crop
+        top, left = (x.shape[2] - h) // 2, (x.shape[3] - w) // 2
+        x = x[:, :, top : top + h, left : left + w]
+        if self.training:
+            n = x.shape[0]
+            delta = (torch.rand(n, 1, 1, 1, device=x.device) * 2 - 1) * self.max_brightness
+            x = x + delta
+            low, high = self.contrast
+            factor = low + (high - low) * torch.rand(n, 1, 1, 1, device=x.device)
+            mean = x.mean(dim=(2, 3), keepdim=True)
+            x = (x - mean) * factor + mean
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.var(dim=(1, 2, 3), keepdim=True, unbiased=False).sqrt()
+        return (x - mean) / std.clamp_min(1.0 / math.sqrt(x[0].numel()))
+
+
+class TFCifar10Net(nn.Module):
+    """The TensorFlow CIFAR-10 tutorial network (tensorflow/models ``tutorials/image/cifar10/cifar10.py``).
+
+    conv 5x5 64 -> max-pool 3x3/2 SAME -> LRN -> conv 5x5 64 -> LRN -> max-pool -> FC 384 -> FC 192 -> K,
+    ReLU after every hidden layer, the tutorial's truncated-normal initialisation and biases, and its
+    input pipeline (:class:`TutorialInput`) inside the network, so preprocess.json stays plain pixels.
+    TensorFlow's LRN(depth_radius r, alpha a) is torch's ``LocalResponseNorm(size=2r+1, alpha=a*(2r+1))``:
+    torch divides alpha by the window size. The features are flattened in TensorFlow's NHWC order, so a
+    TensorFlow kernel transfers as its transpose (``amlvision.tf.twin`` does it; the twin test proves it).
+    Weight decay 0.004 applies to ``local3``/``local4`` weights only (``decayed_parameters``).
+    """
+
+    decayed_parameters = ("local3.weight", "local4.weight")
+
+    def __init__(self, num_classes: int, image_shape: tuple[int, int, int]):
+        super().__init__()
+        channels, height, width = image_shape
+        crop = (_tutorial_crop(height), _tutorial_crop(width))
+        self.input = TutorialInput(crop)
+        self.conv1 = nn.Conv2d(channels, 64, 5, padding=2)
+        self.conv2 = nn.Conv2d(64, 64, 5, padding=2)
+        radius = 4
+        self.norm = nn.LocalResponseNorm(size=2 * radius + 1, alpha=0.001 / 9.0 * (2 * radius + 1), beta=0.75, k=1.0)
+        flat = 64 * _pooled(crop[0], 2) * _pooled(crop[1], 2)
+        self.local3 = nn.Linear(flat, 384)
+        self.local4 = nn.Linear(384, 192)
+        self.logits = nn.Linear(192, num_classes)
+        for layer, std, bias in (
+            (self.conv1, 5e-2, 0.0),
+            (self.conv2, 5e-2, 0.1),
+            (self.local3, 0.04, 0.1),
+            (self.local4, 0.04, 0.1),
+            (self.logits, 1 / 192.0, 0.0),
+        ):
+            nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+            nn.init.constant_(layer.bias, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input(x)
+        x = self.norm(_same_max_pool(torch.relu(self.conv1(x))))
+        x = _same_max_pool(self.norm(torch.relu(self.conv2(x))))
+        x = x.permute(0, 2, 3, 1).flatten(1)
+        x = torch.relu(self.local3(x))
+        x = torch.relu(self.local4(x))
+        return self.logits(x)
+
+
 class FlipTTA(nn.Module):
     """Test-time augmentation: average the logits of the image and its mirror (airbench's TTA level 1)."""
 
@@ -192,6 +291,7 @@ MODELS: dict[str, ModelBuilder] = {
     "convnet": ConvNet,
     "resnet20": ResNet20,
     "fast": FastNet,
+    "tf-cifar10": TFCifar10Net,
 }
 
 

@@ -72,7 +72,7 @@ def test_image_has_the_slim_runtime_and_nothing_for_training_or_compiling(contai
     imports = container.exec("python3", "-c", "import onnxruntime, numpy, PIL, inference_schema, "
                              "azureml_inference_server_http, amlvision.inference, amlvision.serving.entry")  # fmt: skip
     assert imports.returncode == 0, imports.stderr
-    for module in ("torch", "torchvision", "sklearn", "scipy", "matplotlib"):
+    for module in ("torch", "torchvision", "tensorflow", "keras", "tf2onnx", "sklearn", "scipy", "matplotlib"):
         probe = container.exec("python3", "-c", f"import {module}")
         assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr, module
     compilers = container.exec("sh", "-c", "command -v gcc cc c++ g++ clang make; true")
