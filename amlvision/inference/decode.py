@@ -38,6 +38,24 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+def _check_upload(data: bytes, *, name: str, max_bytes: int | None) -> None:
+    """Refuse empty, oversized and unsupported uploads before any decoding work."""
+    if not data:
+        raise InputError(f"{name}: empty image")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise InputError(f"{name}: {len(data):,} bytes exceeds the limit of {max_bytes:,} bytes per image")
+    if sniff_format(data) is None:
+        raise InputError(f"{name}: not a {'/'.join(ACCEPTED_FORMATS)} file (starts with {bytes(data[:8])!r})")
+
+
+def _read_file(path: Path) -> bytes:
+    """A file's bytes, or an InputError naming it."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
 def decode_image_bytes(
     data: bytes,
     *,
@@ -47,12 +65,7 @@ def decode_image_bytes(
     max_bytes: int | None = None,
 ) -> np.ndarray:
     """Encoded image bytes -> ``uint8 H x W x channels``; raises InputError naming ``name``."""
-    if not data:
-        raise InputError(f"{name}: empty image")
-    if max_bytes is not None and len(data) > max_bytes:
-        raise InputError(f"{name}: {len(data):,} bytes exceeds the limit of {max_bytes:,} bytes per image")
-    if sniff_format(data) is None:
-        raise InputError(f"{name}: not a {'/'.join(ACCEPTED_FORMATS)} file (starts with {bytes(data[:8])!r})")
+    _check_upload(data, name=name, max_bytes=max_bytes)
     try:
         return load_image(data, channels, name=name, max_pixels=max_pixels)
     except ImageReadError as exc:
@@ -102,12 +115,7 @@ def decode_for_model(
     converted to the model's channels and resized before the next one is touched. ``amlvision predict``
     uses this same function, so both give the same answer for the same file.
     """
-    if not data:
-        raise InputError(f"{name}: empty image")
-    if max_bytes is not None and len(data) > max_bytes:
-        raise InputError(f"{name}: {len(data):,} bytes exceeds the limit of {max_bytes:,} bytes per image")
-    if sniff_format(data) is None:
-        raise InputError(f"{name}: not a {'/'.join(ACCEPTED_FORMATS)} file (starts with {bytes(data[:8])!r})")
+    _check_upload(data, name=name, max_bytes=max_bytes)
     if budget is not None:
         pixels = _header_pixels(data)
         if pixels is not None and (max_pixels is None or pixels <= max_pixels):
@@ -124,18 +132,12 @@ def decode_for_model(
 def decode_file_for_model(path: str | Path, *, preprocess: PreprocessConfig) -> np.ndarray:
     """Read a file and decode it exactly as a client's upload of the same bytes is decoded."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    data = _read_file(path)
     return decode_for_model(data, name=str(path), preprocess=preprocess)
 
 
 def decode_image_file(path: str | Path, *, channels: int, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read and decode a file exactly as a client's upload of the same bytes is decoded."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    data = _read_file(path)
     return decode_image_bytes(data, name=str(path), channels=channels, max_pixels=max_pixels)
