@@ -10,10 +10,6 @@ score_threshold 0 and the 20 best boxes: every image has boxes to compare.
 from __future__ import annotations
 
 import io
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +24,19 @@ from amlvision.inference.errors import InputError
 from amlvision.serving.limits import Limits
 from amlvision.serving.local import LocalServer
 from amlvision.serving.scoring import ScoringService
-from amlvision.testing import hostile, tiny_detector
+from amlvision.testing import tiny_detector
 from amlvision.testing.datasets import CACHE
-
-THRESHOLD = 0.0
-BEST = 20
-OPTIONS = {"score_threshold": THRESHOLD, "max_detections": BEST}
-LIMITS = {"AMLVISION_MAX_IMAGES": "8", "AMLVISION_MAX_IMAGE_BYTES": "2000000", "AMLVISION_MAX_BODY_BYTES": "8000000",
-          "AMLVISION_MAX_REQUEST_PIXELS": str(2 * 4096 * 4096)}  # fmt: skip
+from tests.serving import detection_checks as checks
+from tests.serving.detection_checks import (
+    BEST,
+    LIMITS,
+    OPTIONS,
+    THRESHOLD,
+    as_json,
+    b64,
+    bad_detection_requests,
+    run_predict,
+)
 
 
 @pytest.fixture(scope="session")
@@ -45,42 +46,12 @@ def detection_model(shared_data: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def detection_files(shared_data: Path) -> list[Path]:
-    """Three real JPEGs: 640x480, 500x333 and 375x500 (portrait)."""
-    val = tiny_detector.COCO_TINY / "val2017"
-    files = [val / "000000005001.jpg", val / "000000020992.jpg", tiny_detector.coco_tiny_images("train2017")[2]]
-    assert len({Image.open(f).size for f in files}) == 3
-    return files
-
-
-def run_predict(model: Path, files: list[Path], *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "amlvision", "predict", str(model), *map(str, files), *extra],
-        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"}, timeout=300,
-    )  # fmt: skip
+    return checks.detection_files()
 
 
 @pytest.fixture(scope="session")
 def detection_answer(detection_model: Path, detection_files: list[Path]) -> list[list[dict]]:
-    """What `amlvision predict --json` prints with OPTIONS: the reference every server must equal."""
-    done = run_predict(detection_model, detection_files, "--json", "--score-threshold", str(THRESHOLD),
-                       "--max-detections", str(BEST))  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
-    assert document["files"] == [str(f) for f in detection_files]
-    answer = document["predictions"]
-    for entry, path in zip(answer, detection_files, strict=True):
-        width, height = Image.open(path).size
-        assert len(entry) == BEST, f"{len(entry)} boxes for {path}: the comparison would be (nearly) vacuous"
-        assert [d["score"] for d in entry] == sorted((d["score"] for d in entry), reverse=True)
-        for d in entry:
-            assert set(d) == {"label", "score", "box"} and d["score"] >= THRESHOLD
-            x1, y1, x2, y2 = d["box"]
-            assert 0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height
-    return answer
-
-
-def b64(path: Path) -> str:
-    return hostile.b64(path.read_bytes())
+    return checks.predict_answer(detection_model, detection_files)
 
 
 def test_predict_draws_the_boxes_with_labels_and_scores(detection_model, detection_files, detection_answer, tmp_path):
@@ -115,18 +86,14 @@ def service(detection_model: Path) -> ScoringService:
     return ScoringService.load(detection_model, Limits.from_env(LIMITS))
 
 
-def _json(document: object) -> bytes:
-    return json.dumps(document).encode()
-
-
 def test_the_scoring_service_answers_every_body_like_predict(service, detection_files, detection_answer):
-    batch = service.score(_json({"images": [b64(f) for f in detection_files], **OPTIONS}), "application/json")
+    batch = service.score(as_json({"images": [b64(f) for f in detection_files], **OPTIONS}), "application/json")
     assert batch == {"predictions": detection_answer}
     for path, expected in zip(detection_files, detection_answer, strict=True):
-        single = service.score(_json({"image": b64(path), **OPTIONS}), "application/json")
+        single = service.score(as_json({"image": b64(path), **OPTIONS}), "application/json")
         raw = service.score(path.read_bytes(), "image/jpeg", query={k: str(v) for k, v in OPTIONS.items()})
         assert single == raw == {"predictions": [expected]}
-    top2 = service.score(_json({"image": b64(detection_files[0]), "score_threshold": 0, "max_detections": 2}), None)
+    top2 = service.score(as_json({"image": b64(detection_files[0]), "score_threshold": 0, "max_detections": 2}), None)
     assert len(top2["predictions"][0]) == 2 and top2["predictions"][0][0] == detection_answer[0][0]
 
 
@@ -149,49 +116,6 @@ def test_a_large_rotated_photo_is_scaled_down_while_decoding_and_keeps_its_origi
     pixels, original = decode_for_detection(buf.getvalue(), name="photo", max_side=640)
     assert original == (1920, 2560)
     assert pixels.shape == (640, 480, 3)
-
-
-BAD_OPTIONS = [
-    ({"score_threshold": -0.1}, "'score_threshold' must be a number from 0 to 1"),
-    ({"score_threshold": 1.5}, "'score_threshold' must be a number from 0 to 1"),
-    ({"score_threshold": "high"}, "'score_threshold' must be a number from 0 to 1, got 'high'"),
-    ({"score_threshold": True}, "'score_threshold' must be a number from 0 to 1, got True"),
-    ({"max_detections": 0}, "'max_detections' must be an integer from 1 to 1000"),
-    ({"max_detections": 1001}, "'max_detections' must be an integer from 1 to 1000"),
-    ({"max_detections": 2.5}, "'max_detections' must be an integer from 1 to 1000"),
-    ({"top_k": 3}, "'top_k' is for classification models"),
-    ({"colour": 1}, "unknown field(s) 'colour'"),
-]
-
-
-def bad_detection_requests(sample: Path) -> list[tuple[str, bytes, str, dict, str]]:
-    """(name, body, content type, query, message fragment) of requests a detection server must refuse."""
-    image = b64(sample)
-    bomb = hostile.png_of_zeros(8000, 8000)
-    huge = hostile.b64(hostile.png_of_zeros(4096, 4096, bit_depth=1))  # at the per-image limit; two pass the budget
-    rows = [(f"option {options}", _json({"image": image, **options}), "application/json", {}, message)
-            for options, message in BAD_OPTIONS]  # fmt: skip
-    return rows + [
-        ("query NaN", sample.read_bytes(), "image/jpeg", {"score_threshold": "nan"},
-         "query parameter score_threshold must be a number from 0 to 1"),
-        ("query max_detections", sample.read_bytes(), "image/jpeg", {"max_detections": "²"},
-         "query parameter max_detections must be an integer"),
-        ("data array", _json({"data": [[[0.0]]]}), "application/json", {}, "'data' arrays are for classification"),
-        ("no image", _json({"score_threshold": 0.5}), "application/json", {}, 'exactly one of "image", "images"'),
-        ("bad base64", _json({"images": [image, "@@@"]}), "application/json", {}, "images[1]: not valid base64"),
-        ("not an image", _json({"image": hostile.b64(b"hello")}), "application/json", {}, "not a PNG/JPEG/TIFF/BMP"),
-        ("corrupt jpeg", sample.read_bytes()[:300], "image/jpeg", {}, "cannot decode image"),
-        ("bomb", _json({"image": hostile.b64(bomb)}), "application/json", {}, "decompression bomb"),
-        ("too many", _json({"images": [image] * 9}), "application/json", {}, "limit of 8"),
-        ("over the pixel budget", _json({"images": [image, huge, huge]}), "application/json", {},
-         "images[2]: the images up to this one hold"),
-        ("objects", b'{"images": [' + b",".join([b"{}"] * 1000) + b"]}", "application/json", {}, "1,001 objects"),
-        ("values", b'{"images": [' + b",".join([b"0"] * 1000) + b"]}", "application/json", {}, "1,000 values"),
-        ("lists", b'{"images": ' + b"[" * 50 + b"]" * 50 + b"}", "application/json", {},
-         "50 lists ('['); a detection request has one"),
-        ("not JSON", b'{"image": "abc', "application/json", {}, "not valid JSON"),
-        ("empty", b"", "application/json", {}, "empty request body"),
-    ]  # fmt: skip
 
 
 def test_the_scoring_service_refuses_bad_detection_requests_naming_the_problem(service, detection_files):
