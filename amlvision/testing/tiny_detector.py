@@ -40,31 +40,41 @@ def coco_tiny_classes() -> list[str]:
     return read_coco(COCO_TINY / "annotations" / "instances_val2017.json").class_names
 
 
-def build_detector(num_classes: int, *, seed: int = 0, score_thresh: float = SCORE_THRESH):
-    """Untrained ``fasterrcnn_mobilenet_v3_large_320_fpn`` for ``num_classes`` (no background), BN from real images."""
+def calibrate_batch_norm(model, images=None):
+    """Set every BatchNorm2d's running statistics from real images (8 coco-tiny training JPEGs by default).
+
+    An untrained torchvision detector in eval mode otherwise normalises with mean 0 / variance 1 and its
+    scores collapse to ties (module docstring). Returns the model in eval mode.
+    """
     import torch
-    import torchvision
 
     from amlvision.data.images import load_image
 
-    torch.manual_seed(seed)
-    model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
-        weights=None, weights_backbone=None, num_classes=num_classes + 1, box_score_thresh=score_thresh
-    )
-    batch_norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for norm in batch_norms:
+    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average over the calibration batch
-    images = [
-        torch.from_numpy(load_image(p, 3).transpose(2, 0, 1).copy()).float() / 255
-        for p in coco_tiny_images("train2017", 8)
-    ]
+    if images is None:
+        images = [
+            torch.from_numpy(load_image(p, 3).transpose(2, 0, 1).copy()).float() / 255
+            for p in coco_tiny_images("train2017", 8)
+        ]
     model.eval()
     with torch.no_grad():
         batch, _ = model.transform(images)
         model.backbone.train()
         model.backbone(batch.tensors)
     return model.eval()
+
+
+def build_detector(num_classes: int, *, seed: int = 0, score_thresh: float = SCORE_THRESH, name: str = MODEL_NAME):
+    """Untrained torchvision detector ``name`` for ``num_classes`` (no background), BN from real images."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(seed)
+    builder = getattr(torchvision.models.detection, name)
+    model = builder(weights=None, weights_backbone=None, num_classes=num_classes + 1, box_score_thresh=score_thresh)
+    return calibrate_batch_norm(model)
 
 
 def _source_hash() -> str:
