@@ -1,0 +1,162 @@
+"""Read and write YOLO txt labels: one ``class cx cy w h`` line per box, normalised to the image size.
+
+Layouts read: Ultralytics' ``images/<split>/`` + ``labels/<split>/`` (class names in ``data.yaml``
+``names``), the same without split folders, and Darknet's images and ``.txt`` files side by side
+(``obj.names`` / ``classes.txt``, one name per line). An image without a label file, or with an
+empty one, has no boxes. Image sizes come from the image headers.
+
+Written: ``images/<split>/``, ``labels/<split>/<stem>.txt`` with six decimals (Ultralytics' own
+precision: a round trip moves a box edge by at most 1e-6 of the image size), ``data.yaml`` and
+``classes.txt``. YOLO has no crowd or difficult flag: crowd boxes are not written and difficult
+boxes become ordinary ones. Lines of another length (segmentation polygons) are skipped as invalid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from amlvision.detection.annotations import DetectionSet, ImageBoxes, InvalidBox
+from amlvision.detection.checks import WHOLE_FILE, box_problems, clip_boxes, warn_skipped
+from amlvision.detection.files import IMAGE_SUFFIXES, atomic_dir, image_size, place_image, unique_names
+
+NAME_FILES = ("data.yaml", "dataset.yaml", "classes.txt", "obj.names")
+MAX_LABEL_BYTES = 4 * 1024 * 1024
+DEFAULT_SPLIT = "train"
+
+
+class YoloFormatError(ValueError):
+    """The class-names file or the folder layout is unusable; the message names the file and field."""
+
+
+def read_class_names(path: str | Path) -> list[str]:
+    """Class names from ``data.yaml`` (``names``: list or ``{index: name}``) or a one-name-per-line file."""
+    path = Path(path)
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise YoloFormatError(f"{path}: not YAML ({exc})") from exc
+        names = data.get("names") if isinstance(data, dict) else None
+        if isinstance(names, dict):
+            if sorted(names) != list(range(len(names))):
+                raise YoloFormatError(f"{path}: field 'names' must map 0..{len(names) - 1} to names")
+            return [str(names[i]) for i in range(len(names))]
+        if not isinstance(names, list):
+            raise YoloFormatError(f"{path}: field 'names' must be a list or a mapping of index to name")
+        return [str(n) for n in names]
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _names_file(root: Path) -> Path | None:
+    return next((root / n for n in NAME_FILES if (root / n).is_file()), None)
+
+
+def yolo_splits(root: str | Path) -> list[str]:
+    """Split folders under ``images/`` (Ultralytics layout), else the one default split."""
+    images = Path(root) / "images"
+    splits = [p.name for p in sorted(images.iterdir()) if p.is_dir()] if images.is_dir() else []
+    return splits or [DEFAULT_SPLIT]
+
+
+def _folders(root: Path, split: str | None) -> tuple[Path, Path]:
+    if (root / "images").is_dir():
+        if split is not None and (root / "images" / split).is_dir():
+            return root / "images" / split, root / "labels" / split
+        if split not in (None, DEFAULT_SPLIT) or any(p.is_dir() for p in (root / "images").iterdir()):
+            raise YoloFormatError(f"{root}: no split {split!r} under images/ (has {yolo_splits(root)})")
+        return root / "images", root / "labels"
+    return root, root  # Darknet: images and .txt side by side
+
+
+def read_yolo(root: str | Path, split: str | None = None, class_names: list[str] | None = None) -> DetectionSet:
+    """Read a YOLO folder (all of it, or one ``split``); class names from ``class_names`` or the names file."""
+    root = Path(root)
+    if class_names is None:
+        names_file = _names_file(root)
+        if names_file is None:
+            raise YoloFormatError(f"{root}: no class-names file ({', '.join(NAME_FILES)}); pass class_names")
+        class_names = read_class_names(names_file)
+    images_dir, labels_dir = _folders(root, split)
+    invalid: list[InvalidBox] = []
+    images = []
+    for path in sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+        label_path = labels_dir / f"{path.stem}.txt"
+        try:
+            width, height = image_size(path)
+        except OSError as exc:
+            invalid.append(InvalidBox(str(path), WHOLE_FILE, f"image unreadable ({exc})"))
+            continue
+        rows, labels = [], []
+        if label_path.is_file():
+            try:
+                if label_path.stat().st_size > MAX_LABEL_BYTES:
+                    raise ValueError(f"larger than {MAX_LABEL_BYTES} bytes")
+                lines = label_path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                invalid.append(InvalidBox(str(label_path), WHOLE_FILE, f"unreadable ({exc})"))
+                continue
+            for k, line in enumerate(ln for ln in lines if ln.strip()):
+                source = f"{label_path}: box {k}"
+                fields = line.split()
+                try:
+                    if len(fields) != 5:
+                        raise ValueError(f"{len(fields)} fields, expected 'class cx cy w h'")
+                    cls, cx, cy, w, h = float(fields[0]), *(float(v) for v in fields[1:])
+                except ValueError as exc:
+                    invalid.append(InvalidBox(source, k, str(exc)))
+                    continue
+                if cls != int(cls) or not 0 <= cls < len(class_names):
+                    invalid.append(InvalidBox(source, k, f"unknown class {fields[0]} ({len(class_names)} classes)"))
+                    continue
+                box = [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
+                reason = box_problems(np.array(box), width, height)[0]
+                if reason:
+                    invalid.append(InvalidBox(source, k, f"{reason} (line {line.strip()!r})"))
+                    continue
+                rows.append(box)
+                labels.append(int(cls))
+        images.append(
+            ImageBoxes(
+                path=path,
+                width=width,
+                height=height,
+                boxes=clip_boxes(np.array(rows).reshape(-1, 4), width, height),
+                labels=labels,
+                image_id=path.stem,
+            )
+        )
+    warn_skipped(invalid)
+    return DetectionSet(list(class_names), images, list(range(len(class_names))), invalid, source=str(labels_dir))
+
+
+def write_yolo(splits: Mapping[str, DetectionSet], out: str | Path, overwrite: bool = False) -> Path:
+    """Write ``splits`` in Ultralytics' layout (atomically), with data.yaml and classes.txt."""
+    from amlvision.detection.convert import common_classes
+
+    class_names = common_classes(splits)
+    out = Path(out)
+    with atomic_dir(out, overwrite) as tmp:
+        for split, dataset in splits.items():
+            (tmp / "labels" / split).mkdir(parents=True, exist_ok=True)
+            for image, name in zip(dataset.images, unique_names([i.path for i in dataset.images]), strict=True):
+                place_image(image.path, tmp / "images" / split / name)
+                size = np.array([image.width, image.height], np.float64)
+                lines = []
+                for box, label, crowd in zip(image.boxes.astype(np.float64), image.labels, image.iscrowd, strict=True):
+                    if crowd:
+                        continue
+                    centre, extent = (box[:2] + box[2:]) / 2 / size, (box[2:] - box[:2]) / size
+                    lines.append(f"{int(label)} {centre[0]:.6f} {centre[1]:.6f} {extent[0]:.6f} {extent[1]:.6f}\n")
+                (tmp / "labels" / split / f"{Path(name).stem}.txt").write_text("".join(lines), encoding="utf-8")
+        # Ultralytics looks for the keys train / val / test
+        keys = {split: next((k for k in ("train", "val", "test") if split.startswith(k)), split) for split in splits}
+        if len(set(keys.values())) < len(keys):
+            keys = {split: split for split in splits}
+        data = {"path": ".", **{keys[s]: f"images/{s}" for s in splits}, "names": dict(enumerate(class_names))}
+        (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        (tmp / "classes.txt").write_text("".join(f"{n}\n" for n in class_names), encoding="utf-8")
+    return out
