@@ -61,7 +61,11 @@ def sniff_detection_format(path: str | Path) -> str | None:
     """``coco``, ``voc``, ``cntk`` or ``yolo`` from the names under ``path``; None when none fits."""
     path = Path(path)
     if path.is_file():
-        return "coco" if path.suffix.lower() == ".json" else None
+        if path.suffix.lower() != ".json":
+            return None
+        with open(path, "rb") as f:  # COCO's keys come first (info and licenses are short)
+            head = f.read(1 << 16)
+        return "coco" if any(key in head for key in (b'"images"', b'"annotations"', b'"categories"')) else None
     if not path.is_dir():
         return None
     if any((path / "annotations").glob("instances_*.json")):

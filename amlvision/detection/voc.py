@@ -118,32 +118,36 @@ def read_voc_pair(
         except _Skip as exc:
             invalid.append(InvalidBox(str(xml_path), WHOLE_FILE, str(exc)))
             continue
-        objects = []
+        objects, skipped = [], []
         for k, obj in enumerate(root.findall("object")):
             source = f"{xml_path}: object[{k}]"
             name = _text(obj, "name")
             try:
                 box = [_number(obj, f"bndbox/{tag}") for tag in ("xmin", "ymin", "xmax", "ymax")]
             except ValueError as exc:
-                invalid.append(InvalidBox(source, k, f"bndbox unreadable ({exc})"))
+                skipped.append(InvalidBox(source, k, f"bndbox unreadable ({exc})"))
                 continue
             if not name:
-                invalid.append(InvalidBox(source, k, "object has no <name>"))
+                skipped.append(InvalidBox(source, k, "object has no <name>"))
                 continue
-            if name not in index_of:
-                if fixed_classes:
-                    invalid.append(InvalidBox(source, k, f"unknown class {name!r}"))
-                    continue
-                index_of[name] = len(names)
-                names.append(name)
+            if fixed_classes and name not in index_of:
+                skipped.append(InvalidBox(source, k, f"unknown class {name!r}"))
+                continue
             difficult = (_text(obj, "difficult") or "0") not in ("0", "false", "")
             crowd = (_text(obj, "iscrowd") or "0") not in ("0", "false", "")
-            x1, y1, x2, y2 = box[0] - 1, box[1] - 1, box[2], box[3]
-            reason = box_problems(np.array([x1, y1, x2, y2]), width, height)[0]
-            if reason:
-                invalid.append(InvalidBox(source, k, f"{reason} (bndbox {box})"))
-                continue
-            objects.append((x1, y1, x2, y2, name, difficult, crowd))
+            objects.append((box[0] - 1, box[1] - 1, box[2], box[3], name, difficult, crowd, k, box))
+        reasons = box_problems(np.array([o[:4] for o in objects]), width, height)  # one call per file
+        skipped += [
+            InvalidBox(f"{xml_path}: object[{o[7]}]", o[7], f"{reason} (bndbox {o[8]})")
+            for o, reason in zip(objects, reasons, strict=True)
+            if reason
+        ]
+        invalid += sorted(skipped, key=lambda item: item.index)
+        objects = [o for o, reason in zip(objects, reasons, strict=True) if not reason]
+        for o in objects:  # a class exists once a valid box has it
+            if o[4] not in index_of:
+                index_of[o[4]] = len(names)
+                names.append(o[4])
         parsed.append((xml_path, image_path, width, height, objects))
     warn_skipped(invalid)
 

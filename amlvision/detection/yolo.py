@@ -37,7 +37,7 @@ def read_class_names(path: str | Path) -> list[str]:
     path = Path(path)
     if path.suffix in (".yaml", ".yml"):
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as exc:
             raise YoloFormatError(f"{path}: not YAML ({exc})") from exc
         names = data.get("names") if isinstance(data, dict) else None
@@ -99,6 +99,7 @@ def read_yolo(root: str | Path, split: str | None = None, class_names: list[str]
             except (OSError, UnicodeDecodeError, ValueError) as exc:
                 invalid.append(InvalidBox(str(label_path), WHOLE_FILE, f"unreadable ({exc})"))
                 continue
+            skipped: list[InvalidBox] = []
             for k, line in enumerate(ln for ln in lines if ln.strip()):
                 source = f"{label_path}: box {k}"
                 fields = line.split()
@@ -107,18 +108,21 @@ def read_yolo(root: str | Path, split: str | None = None, class_names: list[str]
                         raise ValueError(f"{len(fields)} fields, expected 'class cx cy w h'")
                     cls, cx, cy, w, h = float(fields[0]), *(float(v) for v in fields[1:])
                 except ValueError as exc:
-                    invalid.append(InvalidBox(source, k, str(exc)))
+                    skipped.append(InvalidBox(source, k, str(exc)))
                     continue
                 if cls != int(cls) or not 0 <= cls < len(class_names):
-                    invalid.append(InvalidBox(source, k, f"unknown class {fields[0]} ({len(class_names)} classes)"))
+                    skipped.append(InvalidBox(source, k, f"unknown class {fields[0]} ({len(class_names)} classes)"))
                     continue
                 box = [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
-                reason = box_problems(np.array(box), width, height)[0]
-                if reason:
-                    invalid.append(InvalidBox(source, k, f"{reason} (line {line.strip()!r})"))
-                    continue
-                rows.append(box)
+                rows.append((k, source, line, box))
                 labels.append(int(cls))
+            reasons = box_problems(np.array([r[3] for r in rows]), width, height)  # one call per file
+            for (k, source, line, _), reason in zip(rows, reasons, strict=True):
+                if reason:
+                    skipped.append(InvalidBox(source, k, f"{reason} (line {line.strip()!r})"))
+            invalid += sorted(skipped, key=lambda item: item.index)
+            labels = [label for label, reason in zip(labels, reasons, strict=True) if not reason]
+            rows = [row[3] for row, reason in zip(rows, reasons, strict=True) if not reason]
         images.append(
             ImageBoxes(
                 path=path,
