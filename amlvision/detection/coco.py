@@ -82,12 +82,12 @@ def _ints(values: list, missing: int) -> np.ndarray:
 
 
 def _bboxes(values: list) -> np.ndarray:
-    """[n, 4] float64 ``x, y, w, h``; rows that are not four numbers are NaN."""
+    """[n, 4] float64 ``x, y, w, h``; rows that are not four numbers (strings and bools are not) are NaN."""
     try:
-        array = np.asarray(values, dtype=np.float64) if values else np.zeros((0, 4))
-        if array.shape == (len(values), 4) and all(type(v) is list for v in values[:1]):
-            return array
-    except (TypeError, ValueError):
+        array = np.asarray(values) if values else np.zeros((0, 4))
+        if array.shape == (len(values), 4) and array.dtype.kind in "iuf":
+            return array.astype(np.float64, copy=False)
+    except (TypeError, ValueError):  # rows of different lengths
         pass
     out = np.full((len(values), 4), np.nan)
     for i, v in enumerate(values):

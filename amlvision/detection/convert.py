@@ -18,7 +18,7 @@ from amlvision.detection.cntk import cntk_splits, read_cntk, write_cntk
 from amlvision.detection.coco import coco_splits, read_coco, write_coco_folder
 from amlvision.detection.files import IMAGE_SUFFIXES
 from amlvision.detection.voc import read_voc, read_voc_pair, voc_splits, write_voc
-from amlvision.detection.yolo import NAME_FILES, read_yolo, write_yolo, yolo_splits
+from amlvision.detection.yolo import read_yolo, write_yolo, yolo_splits
 
 FORMATS = ("coco", "voc", "cntk", "yolo")
 WRITERS: dict[str, Callable[..., Path]] = {
@@ -74,12 +74,12 @@ def sniff_detection_format(path: str | Path) -> str | None:
         return "voc"
     if (path / "class_map.txt").is_file() or cntk_splits(path):
         return "cntk"
-    if any((path / n).is_file() for n in NAME_FILES[:2] + NAME_FILES[3:]) or (
-        (path / "images").is_dir() and (path / "labels").is_dir()
-    ):
+    if any((path / n).is_file() for n in ("data.yaml", "dataset.yaml", "obj.names")):
         return "yolo"
-    if voc_pair_folders(path) is not None:
+    if voc_pair_folders(path) is not None:  # before images/ + labels/: the XML folder may be called labels/
         return "voc"
+    if (path / "images").is_dir() and (path / "labels").is_dir():
+        return "yolo"
     if (path / "classes.txt").is_file() and _count(path, (".txt",)) > 1:
         return "yolo"  # Darknet: images and .txt labels side by side with classes.txt
     return None

@@ -119,3 +119,27 @@ def test_cli_pack_and_inspect(coco_tiny: Path, coco_tiny_splits, tmp_path: Path,
         int((im.labels == ds.class_names.index("person")).sum()) for im in ds.images
     )
     assert sum(val["sizes"].values()) == 815 and min(val["sizes"].values()) > 0
+
+
+def test_classification_sources_are_not_taken_for_detection_data(kaggle_sample: Path, tmp_path: Path):
+    """inspect and pack pick the detection path only for detection layouts."""
+    assert sniff_detection_format(kaggle_sample) is None
+    tree = tmp_path / "photos" / "cat"
+    tree.mkdir(parents=True)
+    (tree / "a.png").write_bytes(b"")
+    assert sniff_detection_format(tmp_path / "photos") is None
+    (tmp_path / "dataset.json").write_text('{"splits": {"train": "train"}}')
+    assert sniff_detection_format(tmp_path / "dataset.json") is None
+
+
+def test_flat_pair_named_images_and_labels_is_voc_not_yolo(derived, tmp_path: Path):
+    root = tmp_path / "pair"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for xml in sorted((derived["voc"] / "Annotations").glob("*.xml"))[:3]:
+        (root / "labels" / xml.name).write_bytes(xml.read_bytes())
+        image = derived["voc"] / "JPEGImages" / f"{xml.stem}.jpg"
+        (root / "images" / image.name).write_bytes(image.read_bytes())
+    assert sniff_detection_format(root) == "voc"
+    ds = read_detection_splits(root)["train"]
+    assert len(ds.images) == 3 and ds.num_boxes > 0 and not ds.invalid
