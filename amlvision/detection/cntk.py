@@ -208,7 +208,7 @@ def write_cntk(splits: Mapping[str, DetectionSet], out: str | Path, overwrite: b
 
     class_names = common_classes(splits)
     out = Path(out)
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "class_map.txt").write_text(
             "".join(f"{name}\t{i}\n" for i, name in enumerate([BACKGROUND, *class_names])), encoding="utf-8"
         )

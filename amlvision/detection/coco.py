@@ -273,7 +273,7 @@ def write_coco_folder(splits: Mapping[str, DetectionSet], out: str | Path, overw
 
     common_classes(splits)
     out = Path(out)
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         for split, dataset in splits.items():
             names = unique_names([image.path for image in dataset.images])
             for image, name in zip(dataset.images, names, strict=True):

@@ -1,8 +1,9 @@
 """File helpers the detection readers and writers share: image sizes, atomic output folders, image copies.
 
 ``atomic_dir`` builds an output in a ``.NAME.partial-*`` folder beside it and renames it into place
-when complete, the same way ``amlvision pack`` does for classification outputs (issue-9d moves one
-such helper into ``amlvision/formats/``; this one is meant to be replaced by it on merge).
+when complete, the same way ``amlvision pack`` does for classification outputs. issue-9d moves one
+such helper into ``amlvision/formats/atomic.py``; it is used when present, the local copy otherwise
+(delete the copy once both branches are merged).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from amlvision.data.partial import make_partial
+try:
+    from amlvision.data.partial import make_partial
+except ImportError:  # issue-9d moves it to amlvision.formats.atomic
+    from amlvision.formats.atomic import make_partial
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
@@ -38,7 +42,7 @@ def images_by_stem(folder: Path) -> dict[str, Path]:
 
 
 @contextmanager
-def atomic_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+def _local_atomic_dir(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder that becomes ``out`` only when the block finishes without error."""
     out = Path(out)
     if out.exists() and not overwrite:
@@ -56,6 +60,12 @@ def atomic_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+try:  # issue-9d's shared helper (same signature), once merged; then the local one above can go
+    from amlvision.formats.atomic import atomic_dir
+except ImportError:
+    atomic_dir = _local_atomic_dir
 
 
 def place_image(src: Path, dest: Path) -> None:

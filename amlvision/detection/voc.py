@@ -241,7 +241,7 @@ def write_voc(splits: Mapping[str, DetectionSet], out: str | Path, overwrite: bo
 
     class_names = common_classes(splits)
     out = Path(out)
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         used: dict[str, Path] = {}
         for split, dataset in splits.items():
             names = []

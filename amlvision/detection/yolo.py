@@ -143,7 +143,7 @@ def write_yolo(splits: Mapping[str, DetectionSet], out: str | Path, overwrite: b
 
     class_names = common_classes(splits)
     out = Path(out)
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         for split, dataset in splits.items():
             (tmp / "labels" / split).mkdir(parents=True, exist_ok=True)
             for image, name in zip(dataset.images, unique_names([i.path for i in dataset.images]), strict=True):
