@@ -143,3 +143,25 @@ def test_flat_pair_named_images_and_labels_is_voc_not_yolo(derived, tmp_path: Pa
     assert sniff_detection_format(root) == "voc"
     ds = read_detection_splits(root)["train"]
     assert len(ds.images) == 3 and ds.num_boxes > 0 and not ds.invalid
+
+
+def test_inspect_size_buckets_match_the_raw_coco_boxes(coco_tiny: Path, capsys):
+    """small/medium/large counted from the JSON's own w*h with COCO's bounds, independently of the reader."""
+    assert main(["inspect", str(coco_tiny), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["format"] == "coco" and sorted(summary["splits"]) == ["train2017", "val2017"]
+    for split, report in summary["splits"].items():
+        raw = json.loads((coco_tiny / "annotations" / f"instances_{split}.json").read_text())
+        areas = np.array([a["bbox"][2] * a["bbox"][3] for a in raw["annotations"]])
+        expected = {
+            "small": int((areas < 32**2).sum()),
+            "medium": int(((areas >= 32**2) & (areas < 96**2)).sum()),
+            "large": int((areas >= 96**2).sum()),
+        }
+        assert report["sizes"] == expected
+        names = {c["id"]: c["name"] for c in raw["categories"]}
+        per_class = {name: 0 for name in names.values()}
+        for a in raw["annotations"]:
+            per_class[names[a["category_id"]]] += 1
+        assert report["boxes_per_class"] == per_class
+        assert report["images_without_boxes"] == [] and report["invalid"] == []
