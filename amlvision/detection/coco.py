@@ -69,7 +69,7 @@ def _decode(annotations: Path) -> _File:
     except msgspec.ValidationError as exc:
         # msgspec names the field as a JSON path, e.g. "Expected `array`, got `object` - at `$.images`".
         raise CocoFormatError(f"{where}: not a COCO instances file: {exc}") from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: arrays nested without end
         raise CocoFormatError(f"{where}: cannot read COCO JSON ({exc})") from exc
 
 

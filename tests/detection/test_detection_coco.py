@@ -105,6 +105,7 @@ def test_read_coco_hand_written_file(tmp_path: Path):
         ('{"images": [], "annotations": [], "categories": [{"name": "x"}]}', "categories[0]"),
         ("[1, 2]", "object"),
         ('{"images": [', "cannot read"),
+        ('{"images": [], "categories": [], "annotations": [{"segmentation": ' + "[" * 100_000, "recursion"),
     ],
 )
 def test_malformed_coco_file_is_an_error_naming_file_and_field(tmp_path: Path, content: str, field: str):
