@@ -2,8 +2,8 @@
 
 Per split: images, boxes per class, box sizes in COCO's buckets (small < 32², medium < 96², large;
 measured on the box area, where COCOeval uses the segmentation area when there is one), crowd and
-difficult boxes, images without boxes, and every invalid box or file that the reader skipped, by
-file and index.
+difficult boxes, images without boxes, annotated images missing on disk, and every invalid box or
+file that the reader skipped, by file and index.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def split_summary(dataset: DetectionSet) -> dict:
         "crowd": int(sum(int(im.iscrowd.sum()) for im in dataset.images)),
         "difficult": int(sum(int(im.difficult.sum()) for im in dataset.images)),
         "images_without_boxes": [str(im.path) for im in dataset.images if len(im.labels) == 0],
+        "missing_images": [str(im.path) for im in dataset.images if not im.path.is_file()],
         "invalid": [{"source": b.source, "index": b.index, "reason": b.reason} for b in dataset.invalid],
     }
 
@@ -68,6 +69,12 @@ def format_detection_summary(summary: dict, max_items: int = 20) -> str:
         lines += [f"    {p}" for p in empty[:max_items]]
         if len(empty) > max_items:
             lines.append(f"    ... {len(empty) - max_items} more (--max-items, or --json for all)")
+        missing = s["missing_images"]
+        if missing:  # annotations that point to no file: usually a wrong images folder
+            lines.append(f"  annotated images missing on disk: {len(missing)}")
+            lines += [f"    {p}" for p in missing[:max_items]]
+            if len(missing) > max_items:
+                lines.append(f"    ... {len(missing) - max_items} more (--max-items, or --json for all)")
         lines.append(f"  invalid boxes or files skipped: {len(s['invalid'])}")
         lines += [f"    {b['source']}: {b['reason']}" for b in s["invalid"]]
     return "\n".join(lines)

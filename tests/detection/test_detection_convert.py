@@ -112,6 +112,7 @@ def test_cli_pack_and_inspect(coco_tiny: Path, coco_tiny_splits, tmp_path: Path,
     assert main(["inspect", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["format"] == "voc" and summary["task"] == "detection"
+    assert summary["splits"]["train2017"]["missing_images"] == []
     val = summary["splits"]["val2017"]
     ds = coco_tiny_splits["val2017"]
     assert val["images"] == 80 and val["boxes"] == 815 and val["crowd"] == 11
@@ -164,4 +165,14 @@ def test_inspect_size_buckets_match_the_raw_coco_boxes(coco_tiny: Path, capsys):
         for a in raw["annotations"]:
             per_class[names[a["category_id"]]] += 1
         assert report["boxes_per_class"] == per_class
-        assert report["images_without_boxes"] == [] and report["invalid"] == []
+        assert report["images_without_boxes"] == [] and report["invalid"] == [] and report["missing_images"] == []
+
+
+def test_inspect_names_annotated_images_missing_on_disk(derived, tmp_path: Path, capsys):
+    copy = pack_detection(derived["coco"], "coco", tmp_path / "coco").out
+    gone = sorted((copy / "val2017").glob("*.jpg"))[:2]
+    for path in gone:
+        path.unlink()
+    assert main(["inspect", str(copy)]) == 0
+    report = capsys.readouterr().out
+    assert "annotated images missing on disk: 2" in report and all(str(p) in report for p in gone)
