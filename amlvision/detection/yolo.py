@@ -1,9 +1,12 @@
 """Read and write YOLO txt labels: one ``class cx cy w h`` line per box, normalised to the image size.
 
 Layouts read: Ultralytics' ``images/<split>/`` + ``labels/<split>/`` (class names in ``data.yaml``
-``names``), the same without split folders, and Darknet's images and ``.txt`` files side by side
-(``obj.names`` / ``classes.txt``, one name per line). An image without a label file, or with an
-empty one, has no boxes. Image sizes come from the image headers.
+``names``), the folders ``data.yaml``'s ``train`` / ``val`` / ``test`` name (Roboflow's
+``train/images`` + ``train/labels``; labels are found as Ultralytics does, by replacing the last
+``images`` folder of the path with ``labels``), ``images/`` + ``labels/`` without split folders, and
+Darknet's images and ``.txt`` files side by side (``obj.names`` / ``classes.txt``, one name per
+line). An image without a label file, or with an empty one, has no boxes. Image sizes come from the
+image headers.
 
 Written: ``images/<split>/``, ``labels/<split>/<stem>.txt`` with six decimals (Ultralytics' own
 precision: a round trip moves a box edge by at most 1e-6 of the image size), ``data.yaml`` and
@@ -55,21 +58,65 @@ def _names_file(root: Path) -> Path | None:
     return next((root / n for n in NAME_FILES if (root / n).is_file()), None)
 
 
+def _labels_dir(images_dir: Path) -> Path:
+    """Ultralytics' rule: the last ``images`` folder of the path becomes ``labels``; none: side by side."""
+    parts = list(images_dir.parts)
+    if "images" not in parts:
+        return images_dir
+    at = len(parts) - 1 - parts[::-1].index("images")
+    parts[at] = "labels"
+    return Path(*parts)
+
+
+def _declared_splits(root: Path) -> dict[str, Path]:
+    """``train`` / ``val`` / ``test`` image folders that data.yaml names and that exist (Roboflow exports:
+    ``train: ../train/images`` with ``train/images`` beside the YAML, which Ultralytics also accepts)."""
+    yaml_file = next((root / n for n in NAME_FILES[:2] if (root / n).is_file()), None)
+    if yaml_file is None:
+        return {}
+    try:
+        data = yaml.load(yaml_file.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return {}
+    found = {}
+    for key in ("train", "val", "test"):
+        value = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(value, str):
+            continue
+        for candidate in (root / value, root / value[3:] if value.startswith("../") else None):
+            if candidate is not None and candidate.is_dir():
+                found[key] = candidate
+                break
+    return found
+
+
+def _split_folders(root: Path) -> dict[str, tuple[Path, Path]]:
+    """``{split: (images folder, labels folder)}``: ``images/<split>/`` folders, else the folders data.yaml
+    names, else ``images/`` + ``labels/`` as the one default split, else images and labels side by side."""
+    images = root / "images"
+    subdirs = sorted(p for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
+    if subdirs:
+        return {p.name: (p, _labels_dir(p)) for p in subdirs}
+    declared = _declared_splits(root)
+    if declared:
+        return {split: (folder, _labels_dir(folder)) for split, folder in declared.items()}
+    if images.is_dir():
+        return {DEFAULT_SPLIT: (images, root / "labels")}
+    return {DEFAULT_SPLIT: (root, root)}  # Darknet: images and .txt side by side
+
+
 def yolo_splits(root: str | Path) -> list[str]:
-    """Split folders under ``images/`` (Ultralytics layout), else the one default split."""
-    images = Path(root) / "images"
-    splits = [p.name for p in sorted(images.iterdir()) if p.is_dir()] if images.is_dir() else []
-    return splits or [DEFAULT_SPLIT]
+    """The split names of a YOLO folder (see ``_split_folders``)."""
+    return list(_split_folders(Path(root)))
 
 
 def _folders(root: Path, split: str | None) -> tuple[Path, Path]:
-    if (root / "images").is_dir():
-        if split is not None and (root / "images" / split).is_dir():
-            return root / "images" / split, root / "labels" / split
-        if split not in (None, DEFAULT_SPLIT) or any(p.is_dir() for p in (root / "images").iterdir()):
-            raise YoloFormatError(f"{root}: no split {split!r} under images/ (has {yolo_splits(root)})")
-        return root / "images", root / "labels"
-    return root, root  # Darknet: images and .txt side by side
+    splits = _split_folders(root)
+    if split is None and len(splits) == 1:
+        return next(iter(splits.values()))
+    if split not in splits:
+        raise YoloFormatError(f"{root}: no split {split!r} (has {sorted(splits)})")
+    return splits[split]
 
 
 def read_yolo(root: str | Path, split: str | None = None, class_names: list[str] | None = None) -> DetectionSet:
@@ -156,11 +203,12 @@ def write_yolo(splits: Mapping[str, DetectionSet], out: str | Path, overwrite: b
                     centre, extent = (box[:2] + box[2:]) / 2 / size, (box[2:] - box[:2]) / size
                     lines.append(f"{int(label)} {centre[0]:.6f} {centre[1]:.6f} {extent[0]:.6f} {extent[1]:.6f}\n")
                 (tmp / "labels" / split / f"{Path(name).stem}.txt").write_text("".join(lines), encoding="utf-8")
-        # Ultralytics looks for the keys train / val / test
+        # Ultralytics looks for the keys train / val / test; without "path" it resolves them against
+        # the YAML's own folder (a relative "path" would be taken from its datasets folder instead)
         keys = {split: next((k for k in ("train", "val", "test") if split.startswith(k)), split) for split in splits}
         if len(set(keys.values())) < len(keys):
             keys = {split: split for split in splits}
-        data = {"path": ".", **{keys[s]: f"images/{s}" for s in splits}, "names": dict(enumerate(class_names))}
+        data = {**{keys[s]: f"images/{s}" for s in splits}, "names": dict(enumerate(class_names))}
         (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
         (tmp / "classes.txt").write_text("".join(f"{n}\n" for n in class_names), encoding="utf-8")
     return out

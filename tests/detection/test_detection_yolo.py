@@ -75,3 +75,21 @@ def test_names_file_is_required_and_checked(tmp_path: Path, images: list[Path]):
     (tmp_path / "data.yaml").write_text("names: 3\n")
     with pytest.raises(YoloFormatError, match="data.yaml: field 'names'"):
         read_yolo(tmp_path)
+
+
+def test_roboflow_layout_named_by_data_yaml(tmp_path: Path, images: list[Path]):
+    """train/images + train/labels, valid/images + valid/labels, with data.yaml's '../train/images' paths."""
+    for folder, image in (("train", images[0]), ("valid", images[1])):
+        (tmp_path / folder / "images").mkdir(parents=True)
+        (tmp_path / folder / "labels").mkdir()
+        shutil.copy(image, tmp_path / folder / "images" / image.name)
+        (tmp_path / folder / "labels" / f"{image.stem}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (tmp_path / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 1\nnames: ['crack']\n")
+    assert sniff_detection_format(tmp_path) == "yolo"
+    splits = read_detection_splits(tmp_path)
+    assert sorted(splits) == ["train", "val"]
+    for split, image in (("train", images[0]), ("val", images[1])):
+        (only,) = splits[split].images
+        w, h = image_size(image)
+        assert only.path.name == image.name
+        np.testing.assert_allclose(only.boxes, [[0.25 * w, 0.25 * h, 0.75 * w, 0.75 * h]])
