@@ -36,7 +36,7 @@ def _run_detection(args: argparse.Namespace, fmt: str) -> int:
     from amlvision.detection.convert import read_detection_splits
     from amlvision.detection.report import detection_summary, format_detection_summary
 
-    splits = read_detection_splits(args.path, fmt)
+    splits = read_detection_splits(args.path, fmt, source_options(args)["class_names"])  # --classes
     summary = detection_summary(args.path, fmt, splits)
     print(json.dumps(summary, indent=2) if args.json else format_detection_summary(summary, args.max_items))
     return 0

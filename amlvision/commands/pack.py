@@ -38,7 +38,8 @@ def _run_detection(args: argparse.Namespace) -> int:
     from amlvision.detection.convert import pack_detection
 
     try:
-        report = pack_detection(args.src, args.to, args.out, overwrite=args.overwrite)
+        classes = source_options(args)["class_names"]  # --classes: the class order (VOC, YOLO, older CNTK files)
+        report = pack_detection(args.src, args.to, args.out, overwrite=args.overwrite, class_names=classes)
     except (ValueError, OSError) as exc:
         print(f"amlvision pack: error: {exc}", file=sys.stderr)
         return 1

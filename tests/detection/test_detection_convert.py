@@ -176,3 +176,26 @@ def test_inspect_names_annotated_images_missing_on_disk(derived, tmp_path: Path,
     assert main(["inspect", str(copy)]) == 0
     report = capsys.readouterr().out
     assert "annotated images missing on disk: 2" in report and all(str(p) in report for p in gone)
+
+
+def test_cli_classes_option_gives_the_class_list(derived, tmp_path: Path, capsys):
+    """--classes fixes the class order; boxes of other classes are reported as unknown, then pack skips them."""
+    pair = tmp_path / "pair"
+    (pair / "xml").mkdir(parents=True)
+    (pair / "jpg").mkdir()
+    for xml in sorted((derived["voc"] / "Annotations").glob("*.xml"))[:5]:
+        (pair / "xml" / xml.name).write_bytes(xml.read_bytes())
+        image = derived["voc"] / "JPEGImages" / f"{xml.stem}.jpg"
+        (pair / "jpg" / image.name).write_bytes(image.read_bytes())
+    everything = read_detection_splits(pair)["train"]
+    persons = sum(int((im.labels == everything.class_names.index("person")).sum()) for im in everything.images)
+    assert 0 < persons < everything.num_boxes
+
+    assert main(["inspect", str(pair), "--classes", "person", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["splits"]["train"]
+    assert report["boxes_per_class"] == {"person": persons}
+    assert len(report["invalid"]) == everything.num_boxes - persons
+    assert all("unknown class" in item["reason"] for item in report["invalid"])
+    with pytest.warns(UserWarning, match="unknown class"):  # pack warns about each box it leaves out
+        assert main(["pack", str(pair), "--to", "yolo", "--out", str(tmp_path / "yolo"), "--classes", "person"]) == 0
+    assert (tmp_path / "yolo" / "classes.txt").read_text() == "person\n"
