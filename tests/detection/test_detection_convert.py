@@ -199,3 +199,24 @@ def test_cli_classes_option_gives_the_class_list(derived, tmp_path: Path, capsys
     with pytest.warns(UserWarning, match="unknown class"):  # pack warns about each box it leaves out
         assert main(["pack", str(pair), "--to", "yolo", "--out", str(tmp_path / "yolo"), "--classes", "person"]) == 0
     assert (tmp_path / "yolo" / "classes.txt").read_text() == "person\n"
+
+
+def test_written_coco_loads_in_pycocotools_and_evaluates(derived, coco_tiny_splits, tmp_path: Path, capsys):
+    """The JSON write_coco makes (here from the VOC copy) is what pycocotools' COCO and COCOeval expect."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    coco_dir = pack_detection(derived["voc"], "coco", tmp_path / "coco").out
+    gt = COCO(str(coco_dir / "annotations" / "instances_val2017.json"))
+    assert len(gt.anns) == coco_tiny_splits["val2017"].num_boxes
+    detections = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+        for a in gt.anns.values()
+        if not a["iscrowd"]
+    ]
+    evaluation = COCOeval(gt, gt.loadRes(detections), "bbox")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    capsys.readouterr()
+    assert evaluation.stats[0] == pytest.approx(1.0)  # AP@[.5:.95] of perfect predictions
