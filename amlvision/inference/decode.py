@@ -18,7 +18,7 @@ from PIL import Image
 
 from amlvision.data.images import DEFAULT_MAX_PIXELS, ImageReadError, decode, load_image, to_channels
 from amlvision.inference.errors import InputError
-from amlvision.inference.preprocess import PreprocessConfig
+from amlvision.inference.preprocess import _RESAMPLE, PreprocessConfig
 
 # Magic numbers of the accepted formats (the first bytes of every valid file).
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -150,6 +150,7 @@ def decode_for_detection(
     *,
     name: str,
     max_side: int,
+    resize: str = "bilinear",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     max_bytes: int | None = None,
     budget: PixelBudget | None = None,
@@ -157,9 +158,9 @@ def decode_for_detection(
     """Encoded image bytes -> (``uint8 H x W x 3`` with its longer side at most ``max_side``, original (width, height)).
 
     A detection model takes any size and resizes the image itself; a larger image is scaled down here
-    (a JPEG already by the decoder, to no less than the target size) so memory stays at one image of
-    about ``max_side`` pixels a side. The original size (after EXIF orientation) is what boxes are
-    mapped back to.
+    (a JPEG already by the decoder, to no less than the target size, then with the Pillow filter
+    ``resize`` names) so memory stays at one image of about ``max_side`` pixels a side. The original
+    size (after EXIF orientation) is what boxes are mapped back to.
     """
     check_upload(data, name=name, max_bytes=max_bytes)
     header = _header_size(data)
@@ -177,7 +178,7 @@ def decode_for_detection(
     if max(img.size) > max_side:
         ratio = max_side / max(img.size)
         size = (max(1, round(img.size[0] * ratio)), max(1, round(img.size[1] * ratio)))
-        img = img.resize(size, Image.Resampling.BILINEAR)
+        img = img.resize(size, _RESAMPLE[resize])
     return np.asarray(img, dtype=np.uint8), (int(original[0]), int(original[1]))
 
 

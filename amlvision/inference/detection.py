@@ -4,10 +4,10 @@ The scoring image has no PyTorch: this is the code ``amlvision predict``, ``amlv
 container share for ``task: detection`` models, so a file gets the same boxes on every path.
 
 The graph takes one RGB image scaled 0-1 of any size and resizes it itself (``min_size`` /
-``max_size`` in preprocess.json). An image whose longer side exceeds ``max_size`` is scaled down to it
-while decoding (a JPEG by the decoder's DCT scaling first, then Pillow's antialiased bilinear
-filter), so a large photo never reaches the model, or memory, at full size; the boxes are then mapped
-back to the original image's pixels.
+``max_size`` in preprocess.json). An image whose longer side exceeds ``max_size`` is scaled down to
+it while decoding (a JPEG by the decoder's DCT scaling first, then with the Pillow filter that
+preprocess.json's ``resize`` names, bilinear), so a large photo never reaches the model, or memory,
+at full size; the boxes are then mapped back to the original image's pixels.
 """
 
 from __future__ import annotations
@@ -130,7 +130,9 @@ class DetectionPredictor:
 
     def decode(self, data: bytes, *, name: str, **limits) -> DetectionImage:
         """Encoded image bytes -> :class:`DetectionImage` (``limits``: ``max_pixels``, ``max_bytes``, ``budget``)."""
-        pixels, (width, height) = decode_for_detection(data, name=name, max_side=self.preprocess.max_size, **limits)
+        pixels, (width, height) = decode_for_detection(
+            data, name=name, max_side=self.preprocess.max_size, resize=self.preprocess.resize, **limits
+        )
         return DetectionImage(pixels, width, height)
 
     def decode_file(self, path: str | Path) -> DetectionImage:
