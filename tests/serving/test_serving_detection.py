@@ -10,6 +10,9 @@ score_threshold 0 and the 20 best boxes: every image has boxes to compare.
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +140,14 @@ def test_the_local_server_answers_like_predict_refuses_bad_requests_and_describe
         answer = requests.post(server.score_url, json=body, timeout=120)
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"predictions": detection_answer}
+        called = subprocess.run(
+            [sys.executable, "-m", "amlvision", "call", server.url, *map(str, detection_files), "--json",
+             "--score-threshold", str(THRESHOLD), "--max-detections", str(BEST)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert called.returncode == 0, called.stderr
+        files = [str(f) for f in detection_files]
+        assert json.loads(called.stdout) == {"files": files, "predictions": detection_answer}
         raw = requests.post(server.score_url, data=detection_files[1].read_bytes(), timeout=60,
                             headers={"Content-Type": "image/jpeg"}, params=OPTIONS)  # fmt: skip
         assert raw.status_code == 200 and raw.json() == {"predictions": [detection_answer[1]]}
