@@ -1,4 +1,5 @@
-"""Summarise a source or packed dataset: images per class, sizes and modes, unreadable files, duplicates.
+"""Summarise a source or packed dataset: how it was recognised and where its labels come from, images per
+class, sizes and modes, unreadable files, duplicates.
 
 Every image is decoded, so truncated files are reported; duplicates are found by content hash.
 For a packed dataset the manifest checksums are verified too (skip with --no-verify).
@@ -14,7 +15,9 @@ from amlvision.data.cli_options import add_source_options, source_options
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", metavar="PATH", help="source folder, label file, map file, archive or packed folder")
+    parser.add_argument(
+        "path", metavar="PATH", help="source folder, label file, map file, archive or packed folder; or KIND:PATH"
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="packed: skip the sha256 check")
     parser.add_argument("--workers", type=int, help="decoding processes (default: every available CPU)")
@@ -29,17 +32,13 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from amlvision.data.resolve import resolve
     from amlvision.data.summary import IMBALANCE_THRESHOLD, format_summary, summarize
 
     threshold = IMBALANCE_THRESHOLD if args.imbalance_threshold is None else args.imbalance_threshold
     try:
-        summary = summarize(
-            args.path,
-            verify=args.verify,
-            workers=args.workers,
-            imbalance_threshold=threshold,
-            **source_options(args),
-        )
+        dataset = resolve(args.path, skip_bad=True, **source_options(args))
+        summary = summarize(dataset, verify=args.verify, workers=args.workers, imbalance_threshold=threshold)
     except (ValueError, OSError) as exc:
         print(f"amlvision inspect: error: {exc}", file=sys.stderr)
         return 1

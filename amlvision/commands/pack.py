@@ -14,7 +14,9 @@ from amlvision.data.cli_options import add_source_options, source_options
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", metavar="SRC", help="source folder, label file, map file, CTF file or archive")
+    parser.add_argument(
+        "src", metavar="SRC", help="source folder, label file, map file, CTF file or archive; or KIND:PATH"
+    )
     parser.add_argument("--to", required=True, choices=("ctf", "map", "packed"), help="output format")
     parser.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
     parser.add_argument("--size", help="resize every image to HxW (bilinear), e.g. 32x32; needed for mixed sizes")
@@ -27,11 +29,13 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from amlvision.data.resolve import resolve
     from amlvision.pack import pack
 
     try:
+        dataset = resolve(args.src, skip_bad=args.skip_bad, **source_options(args))
         report = pack(
-            args.src,
+            dataset,
             args.to,
             args.out,
             size=args.size,
@@ -40,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             workers=args.workers,
             sparse_labels=args.sparse_labels,
-            **source_options(args),
         )
     except (ValueError, OSError) as exc:
         print(f"amlvision pack: error: {exc}", file=sys.stderr)
