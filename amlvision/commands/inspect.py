@@ -1,6 +1,10 @@
 """Summarise a source or packed dataset: how it was recognised and where its labels come from, images per
 class, sizes and modes, unreadable files, duplicates.
 
+Detection data (COCO, Pascal VOC or an image/XML folder pair, CNTK Faster R-CNN files, YOLO) gets
+the detection report instead: boxes per class, COCO size buckets, images without boxes and every
+invalid box by file and index (docs/detection.md).
+
 Every image is decoded, so truncated files are reported; duplicates are found by content hash.
 For a packed dataset the manifest checksums are verified too (skip with --no-verify).
 """
@@ -31,13 +35,27 @@ def register(parser: argparse.ArgumentParser) -> None:
     add_source_options(parser)
 
 
+def _run_detection(args: argparse.Namespace, dataset) -> int:
+    from amlvision.detection.report import detection_summary, format_detection_summary
+
+    summary = detection_summary(args.path, dataset.kind, dataset.collection())  # --classes: in dataset.options
+    print(json.dumps(summary, indent=2) if args.json else format_detection_summary(summary, args.max_items))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    import warnings
+
     from amlvision.data.resolve import resolve
     from amlvision.data.summary import IMBALANCE_THRESHOLD, format_summary, summarize
 
     threshold = IMBALANCE_THRESHOLD if args.imbalance_threshold is None else args.imbalance_threshold
     try:
         dataset = resolve(args.path, skip_bad=True, **source_options(args))
+        if dataset.task == "detection":  # the report lists every skipped box, so no warning per box here
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return _run_detection(args, dataset)
         summary = summarize(dataset, verify=args.verify, workers=args.workers, imbalance_threshold=threshold)
     except (ValueError, OSError) as exc:
         print(f"amlvision inspect: error: {exc}", file=sys.stderr)

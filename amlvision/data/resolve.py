@@ -1,13 +1,15 @@
 """``resolve``: turn ``--data`` into a typed ``Dataset`` exactly once; every later layer receives the value.
 
 ``--data`` may *name* its kind, ``KIND:PATH`` (``packed:DIR``, ``map:FILE``, ``ctf:DIR``, ``folders:DIR``,
-``labels:FILE``, ``names:DIR``, ``cifar:DIR``, ``coco:FILE``); a bare path is sniffed, trying the kinds in
-registration order (as timm's reader factory falls back from a named reader to guessing). An archive
-(``.tar``, ``.tar.gz``, ``.tgz``, ``.zip``) is extracted once into the cache and its content resolved;
-its fingerprint stays the archive's. ``cifar10`` (not an existing path) downloads the official batches.
+``labels:FILE``, ``names:DIR``, ``cifar:DIR``; detection: ``coco:``, ``voc:``, ``cntk:``, ``yolo:``); a bare
+path is sniffed, trying the kinds in registration order (as timm's reader factory falls back from a
+named reader to guessing). An archive (``.tar``, ``.tar.gz``, ``.tgz``, ``.zip``) is extracted once into
+the cache and its content resolved; its fingerprint stays the archive's. ``cifar10`` (not an existing
+path) downloads the official batches.
 
-Kinds live in ``KINDS``, a registry: a new format (VOC, YOLO, CNTK detection) is one ``register_kind``
-call in its own module, with a ``sniff`` test (or none: then only ``KIND:PATH`` selects it).
+Kinds live in ``KINDS``, a registry: a new format is one ``register_kind`` call, with a ``sniff`` test (or
+none: then only ``KIND:PATH`` selects it); the detection formats of ``amlvision.detection.convert`` are
+registered that way below.
 
 A ``Dataset`` knows its kind, root, task, how labels were found (``label_rule``, shown by ``inspect``),
 a cheap fingerprint (``amlvision.data.fingerprint``), and opens each split lazily and once.
@@ -359,23 +361,22 @@ def _names_open(path: Path, options: SourceOptions) -> dict[str, LabeledImages]:
     return {split: read_named_folder(folder, pattern, names, skip_bad=skip_bad) for split, folder in split_dirs.items()}
 
 
-def _coco_sniff(path: Path, options: SourceOptions) -> bool:
-    if not (path.is_file() and path.suffix.lower() == ".json" and path.name != "dataset.json"):
-        return False
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 16)
-    return b'"images"' in head or b'"annotations"' in head or b'"categories"' in head
+def _detection_kind(fmt: str, help: str) -> Kind:
+    """A detection format of ``amlvision.detection.convert`` (issue 11's readers) as a kind."""
 
+    def sniff(path: Path, options: SourceOptions) -> bool:
+        from amlvision.detection.convert import sniff_detection_format
 
-def _coco_open(path: Path, options: SourceOptions) -> dict[str, Any]:
-    from amlvision.detection.coco import read_coco
+        return sniff_detection_format(path) == fmt
 
-    split = split_of(path.stem.split("_", 1)[-1]) or "all"
-    return {split: read_coco(path)}
+    def open_splits(path: Path, options: SourceOptions) -> dict[str, Any]:
+        from amlvision.detection.convert import read_detection_splits
 
+        return read_detection_splits(path, fmt, options.names)  # the format's own split names (val2017)
 
-def _coco_splits(path: Path, options: SourceOptions) -> list[str]:
-    return [split_of(path.stem.split("_", 1)[-1]) or "all"]
+    return Kind(
+        fmt, help, open_splits, sniff, lambda path, options: f"{fmt} annotations: boxes per image", task="detection"
+    )
 
 
 register_kind(
@@ -438,17 +439,15 @@ register_kind(
         lambda path, options: describe_rule(options.label_from_name),
     )
 )
-register_kind(
-    Kind(
-        "coco",
-        "a COCO instances JSON (object detection)",
-        _coco_open,
-        _coco_sniff,
-        lambda path, options: "COCO categories; boxes per image",
-        _coco_splits,
-        task="detection",
-    )
-)
+# Detection formats, sniffed before map files and folders: CNTK's class_map.txt looks like a map file,
+# COCO's annotations/ + train2017/ and YOLO's images/ + labels/ like class folders.
+for _fmt, _help in (
+    ("coco", "COCO instances JSON, or a folder with annotations/instances_*.json (object detection)"),
+    ("voc", "Pascal VOC (Annotations/, JPEGImages/), or a folder pair of images and XML files (object detection)"),
+    ("cntk", "CNTK Faster R-CNN files: class_map.txt + <split>_img_file.txt / _roi_file.txt (object detection)"),
+    ("yolo", "YOLO: images/ + labels/ (+ data.yaml), or Darknet files with classes.txt (object detection)"),
+):
+    register_kind(_detection_kind(_fmt, _help), before="map")
 
 
 # ---------------------------------------------------------------- resolution
@@ -510,7 +509,7 @@ def resolve(data: str | Path | Dataset, options: SourceOptions | None = None, **
     if not source.exists():
         raise FileNotFoundError(f"{text}: no such file or folder")
     root = source
-    if is_archive(source) and named != "coco":
+    if is_archive(source):
         root = content_root(extract_cached(source), keep=frozenset(SPLIT_NAMES))
     kind = KINDS[named] if named else _sniff(root, options)
     return Dataset(

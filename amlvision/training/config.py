@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from amlvision.data.cli_options import add_source_options
+from amlvision.model_dir import CLASSIFICATION, TASKS
 from amlvision.sources.factory import READERS
 from amlvision.sources.sampling import SAMPLERS
 from amlvision.tf import TF_MODELS
@@ -86,6 +87,7 @@ class TrainConfig:
     class_weights: str = "none"
     sampler: str = "uniform"
     select_metric: str = "last"
+    task: str = CLASSIFICATION  # amlvision/tasks: what is learnt from the labels
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -125,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("model and optimiser")
     g.add_argument("--engine", choices=ENGINES, help="pytorch (default) or tensorflow (docs/tensorflow.md)")
     g.add_argument("--model", choices=sorted({*MODELS, *TF_MODELS}), help="network; its recipe sets the defaults below")
+    g.add_argument("--task", choices=TASKS, help="classification (default: one label per image); see amlvision/tasks")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float, help="peak learning rate (mean loss over the minibatch)")
@@ -251,5 +254,16 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"select_metric must be one of {SELECT_METRICS}, got {cfg.select_metric!r}")
     if cfg.class_weights not in WEIGHT_MODES and not Path(cfg.class_weights).is_file():
         problems.append(f"class_weights must be one of {WEIGHT_MODES} or a file, got {cfg.class_weights!r}")
+    if cfg.task not in TASKS:
+        problems.append(f"task must be one of {TASKS}, got {cfg.task!r}")
+    elif cfg.engine == "tensorflow" and cfg.task != CLASSIFICATION:
+        problems.append(f"the tensorflow engine trains classification only, not {cfg.task}")
+    else:
+        from amlvision.tasks import get_task
+
+        try:
+            get_task(cfg.task)
+        except ValueError as exc:
+            problems.append(str(exc))
     if problems:
         raise ValueError("invalid training configuration: " + "; ".join(problems))

@@ -134,11 +134,12 @@ def test_a_new_kind_is_one_registration(small_cifar: Path, tmp_path: Path) -> No
 def test_coco_kind_is_detection(shared_data: Path) -> None:
     annotations = shared_data / "coco-tiny" / "annotations" / "instances_val2017.json"
     dataset = resolve(annotations)
-    assert (dataset.kind, dataset.task, dataset.splits) == ("coco", "detection", ["val"])
-    boxes = dataset.open("val")
+    assert (dataset.kind, dataset.task, dataset.splits) == ("coco", "detection", ["val2017"])
+    boxes = dataset.open("val2017")
     assert len(boxes.class_names) > 0 and len(boxes.images) > 0
     with pytest.raises(SourceError, match="detection"):
         open_collection(annotations)
+    assert resolve(shared_data / "coco-tiny").kind == "coco"  # annotations/ + train2017/: not class folders
 
 
 def test_file_fingerprint_hashes_content_once_per_size_and_mtime(
