@@ -9,11 +9,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-
-from amlvision.inference.detection import Detection
 
 # Tableau's 10 colours: distinct, and readable on photos.
 PALETTE = (
@@ -22,12 +21,20 @@ PALETTE = (
 )  # fmt: skip
 
 
+class Drawable(Protocol):
+    """What is drawn of a detection (``amlvision.tasks.detection.Detection`` is one; this layer does not import it)."""
+
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+
+
 def colour_of(label: str) -> tuple[int, int, int]:
     """A fixed colour per class name (stable across runs and processes, unlike ``hash``)."""
     return PALETTE[hashlib.sha1(label.encode()).digest()[0] % len(PALETTE)]
 
 
-def draw_detections(pixels: np.ndarray, detections: Sequence[Detection]) -> Image.Image:
+def draw_detections(pixels: np.ndarray, detections: Sequence[Drawable]) -> Image.Image:
     """``uint8 H x W x 3`` pixels with each detection's box and a ``label score`` tag above it."""
     image = Image.fromarray(pixels).convert("RGB")
     draw = ImageDraw.Draw(image)
@@ -46,7 +53,7 @@ def draw_detections(pixels: np.ndarray, detections: Sequence[Detection]) -> Imag
     return image
 
 
-def save_drawing(pixels: np.ndarray, detections: Sequence[Detection], path: str | Path) -> Path:
+def save_drawing(pixels: np.ndarray, detections: Sequence[Drawable], path: str | Path) -> Path:
     """Draw and save (format from the suffix, e.g. ``.png``, ``.jpg``); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

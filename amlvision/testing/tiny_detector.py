@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
+from amlvision.formats.atomic import atomic_dir
 from amlvision.testing.datasets import SHARED_DATA
 
 COCO_TINY = SHARED_DATA / "coco-tiny"
@@ -92,9 +91,7 @@ def cached_tiny_detector(cache: Path) -> Path:
     dest = Path(cache) / f"tiny-detector-{_source_hash()}"
     if (dest / "model.onnx").is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".partial-", dir=dest.parent))
-    try:
+    with atomic_dir(dest, keep_existing=True) as tmp:  # another process may finish first: its copy stays
         classes = coco_tiny_classes()
         model = build_detector(len(classes))
         check = coco_tiny_images("val2017", 3)  # 640x480, 640x424 and 500x333: three sizes
@@ -103,13 +100,4 @@ def cached_tiny_detector(cache: Path) -> Path:
         (tmp / "tiny_detector.json").write_text(
             json.dumps({"builder": "amlvision.testing.tiny_detector:build_detector", "num_classes": len(classes)})
         )
-        tmp.chmod(0o755)
-        try:
-            tmp.rename(dest)
-        except OSError:  # another process finished first
-            if not (dest / "model.onnx").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
