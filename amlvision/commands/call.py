@@ -30,6 +30,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", help="with --as array: resize with this model's preprocess.json")
     parser.add_argument("--channels", type=int, default=3, choices=(1, 3), help="with --as array: 1 or 3")
     parser.add_argument("--top-k", type=int, help="labels per image (server default otherwise)")
+    parser.add_argument("--score-threshold", type=float, help="detection models: keep boxes scoring at least this")
+    parser.add_argument("--max-detections", type=int, help="detection models: at most this many boxes per image")
     parser.add_argument("--batch", type=int, default=64, help="images per request (default 64)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
     parser.add_argument("--json", action="store_true", help="print the server's JSON answers")
@@ -72,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, InputError) as exc:
             print(f"amlvision call: {exc}", file=sys.stderr)
             return 2
-        if args.top_k is not None:
-            body["top_k"] = args.top_k
+        options = {"top_k": args.top_k, "score_threshold": args.score_threshold, "max_detections": args.max_detections}
+        body.update({name: value for name, value in options.items() if value is not None})
         try:
             response = session.post(url, json=body, headers=headers, timeout=args.timeout)
         except requests.RequestException as exc:
@@ -84,10 +86,23 @@ def run(args: argparse.Namespace) -> int:
             return 1
         answer = response.json()
         results += list(zip(paths, answer["predictions"], strict=True))
-    if args.json:
+    if results and isinstance(results[0][1], list):  # a detection model: a list of boxes per image
+        _print_detections(results, args.json)
+    elif args.json:
         print(json.dumps({"predictions": [{"file": path, **pred} for path, pred in results]}, indent=2))
     else:
         for path, pred in results:
             ranked = "  ".join(f"{t['label']} {t['probability']:.4f}" for t in pred["top_k"])
             print(f"{path}\t{ranked}")
     return 0
+
+
+def _print_detections(results: list[tuple[str, list]], as_json: bool) -> None:
+    """As ``amlvision predict`` prints a detection model's answer."""
+    if as_json:
+        print(json.dumps({"files": [path for path, _ in results], "predictions": [p for _, p in results]}, indent=2))
+        return
+    for path, found in results:
+        print(f"{path}\t{len(found)} detection(s)")
+        for d in found:
+            print(f"  {d['label']}\t{d['score']:.4f}\t" + " ".join(f"{v:.1f}" for v in d["box"]))

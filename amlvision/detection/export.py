@@ -20,7 +20,6 @@ serving is worse than none.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import warnings
@@ -37,12 +36,13 @@ from torch import nn
 from torch.onnx import operators as torch_operators
 
 from amlvision.data.images import load_image
+from amlvision.model_dir import DETECTION, MODEL_FILE, Preprocess, signature, write_model_files
 
 OPSET = 17
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("boxes", "labels", "scores")
+INPUT_NAME = signature(DETECTION).input  # "images"
+OUTPUT_NAMES = signature(DETECTION).outputs  # ("boxes", "labels", "scores")
 # Measured on 21 coco-tiny images (357x500 to 1000x1500) with fasterrcnn_mobilenet_v3_large_320_fpn: matched
-# box corners differ by at most 0.031 px and scores by at most 4e-6 between ONNX Runtime and PyTorch; one
+# box corners differ by at most 0.05 px and scores by at most 4e-6 between ONNX Runtime and PyTorch; one
 # image had one swap (below).
 BOX_ATOL_PX = 0.05
 BOX_RTOL = 1e-4  # of the image's longer side: resize and RoIAlign rounding grow with the image
@@ -103,18 +103,9 @@ def _traceable(model: nn.Module):
         del transform.resize
 
 
-def detection_preprocess(min_size: int, max_size: int) -> dict:
-    """preprocess.json of a detection model (the agreed version 2 schema; amlvision.model_dir will own it)."""
-    return {
-        "version": 2,
-        "task": "detection",
-        "channels": 3,
-        "channel_order": "RGB",
-        "min_size": int(min_size),
-        "max_size": int(max_size),
-        "in_graph": "resize to min_size/max_size and ImageNet normalisation (torchvision GeneralizedRCNNTransform); "
-        "input is RGB scaled 0-1",
-    }
+IN_GRAPH = (
+    "resize to min_size/max_size and ImageNet normalisation (torchvision GeneralizedRCNNTransform); input is RGB 0-1"
+)
 
 
 @dataclass(frozen=True)
@@ -274,15 +265,6 @@ def _transform_sizes(model: nn.Module) -> tuple[int, int] | None:
     return int(transform.min_size[-1]), int(transform.max_size)
 
 
-def _write_json(path: Path, document: object) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def export_detection_model(
     model: nn.Module,
     out_dir: str | Path,
@@ -298,6 +280,18 @@ def export_detection_model(
     float ``[3, H, W]`` 0-1 tensors). Raises :class:`ExportMismatch` if ONNX Runtime disagrees with
     PyTorch on them; ``model.onnx`` is then not written.
     """
+    export_checked(model, out_dir, class_names, min_size, max_size, check_images)
+
+
+def export_checked(
+    model: nn.Module,
+    out_dir: str | Path,
+    class_names: Sequence[str],
+    min_size: int,
+    max_size: int,
+    check_images: Sequence[np.ndarray | torch.Tensor | str | Path],
+) -> list[ImageCheck]:
+    """:func:`export_detection_model`, returning the comparison of each check image (the task's export hook)."""
     class_names = list(class_names)
     if not class_names or not all(isinstance(name, str) for name in class_names):
         raise ValueError("class_names must be a non-empty list of strings")
@@ -342,10 +336,13 @@ def export_detection_model(
                 dynamo=False,
             )
         onnx.checker.check_model(onnx.load(str(tmp)))
-        check_onnx_against_torch(model, tmp, images)
+        checks = check_onnx_against_torch(model, tmp, images)
         os.chmod(tmp, 0o644)
-        tmp.replace(out_dir / "model.onnx")
+        tmp.replace(out_dir / MODEL_FILE)
     finally:
         tmp.unlink(missing_ok=True)
-    _write_json(out_dir / "labels.json", class_names)
-    _write_json(out_dir / "preprocess.json", detection_preprocess(min_size, max_size))
+    preprocess = Preprocess(
+        task=DETECTION, channels=3, min_size=int(min_size), max_size=int(max_size), in_graph=IN_GRAPH
+    )
+    write_model_files(out_dir, class_names, preprocess)
+    return checks

@@ -8,6 +8,7 @@ magic number, so arbitrary Pillow plug-ins never see hostile bytes, and byte and
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from PIL import Image
 
 from amlvision.data.images import DEFAULT_MAX_PIXELS, ImageReadError, decode, load_image, to_channels
 from amlvision.inference.errors import InputError
-from amlvision.inference.preprocess import PreprocessConfig
+from amlvision.inference.preprocess import _RESAMPLE, PreprocessConfig
 
 # Magic numbers of the accepted formats (the first bytes of every valid file).
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -38,7 +39,7 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def _check_upload(data: bytes, *, name: str, max_bytes: int | None) -> None:
+def check_upload(data: bytes, *, name: str, max_bytes: int | None) -> None:
     """Refuse empty, oversized and unsupported uploads before any decoding work."""
     if not data:
         raise InputError(f"{name}: empty image")
@@ -65,7 +66,7 @@ def decode_image_bytes(
     max_bytes: int | None = None,
 ) -> np.ndarray:
     """Encoded image bytes -> ``uint8 H x W x channels``; raises InputError naming ``name``."""
-    _check_upload(data, name=name, max_bytes=max_bytes)
+    check_upload(data, name=name, max_bytes=max_bytes)
     try:
         return load_image(data, channels, name=name, max_pixels=max_pixels)
     except ImageReadError as exc:
@@ -88,7 +89,7 @@ class PixelBudget:
             )
 
 
-def _header_pixels(data: bytes) -> int | None:
+def header_pixels(data: bytes) -> int | None:
     """width x height as the header states it, without decoding; None if Pillow cannot say."""
     try:
         with warnings.catch_warnings():
@@ -115,9 +116,9 @@ def decode_for_model(
     converted to the model's channels and resized before the next one is touched. ``amlvision predict``
     uses this same function, so both give the same answer for the same file.
     """
-    _check_upload(data, name=name, max_bytes=max_bytes)
+    check_upload(data, name=name, max_bytes=max_bytes)
     if budget is not None:
-        pixels = _header_pixels(data)
+        pixels = header_pixels(data)
         if pixels is not None and (max_pixels is None or pixels <= max_pixels):
             budget.spend(pixels, name)
     side = 2 * max(preprocess.height, preprocess.width)
@@ -127,6 +128,58 @@ def decode_for_model(
         raise InputError(str(exc)) from exc
     pixels = np.asarray(preprocess.resize_image(img), dtype=np.uint8)
     return pixels[:, :, None] if pixels.ndim == 2 else pixels
+
+
+_SWAPS_SIDES = (5, 6, 7, 8)  # EXIF orientations that rotate by 90 or 270 degrees
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the header states it, after EXIF orientation (as decode() applies it), or None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+                return (height, width) if img.getexif().get(0x0112) in _SWAPS_SIDES else (width, height)
+    except Exception:  # the full decode reports what is wrong, naming the field
+        return None
+
+
+def decode_for_detection(
+    data: bytes,
+    *,
+    name: str,
+    max_side: int,
+    resize: str = "bilinear",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_bytes: int | None = None,
+    budget: PixelBudget | None = None,
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Encoded image bytes -> (``uint8 H x W x 3`` with its longer side at most ``max_side``, original (width, height)).
+
+    A detection model takes any size and resizes the image itself; a larger image is scaled down here
+    (a JPEG already by the decoder, to no less than the target size, then with the Pillow filter
+    ``resize`` names) so memory stays at one image of about ``max_side`` pixels a side. The original
+    size (after EXIF orientation) is what boxes are mapped back to.
+    """
+    check_upload(data, name=name, max_bytes=max_bytes)
+    header = _header_size(data)
+    if budget is not None and header is not None and (max_pixels is None or header[0] * header[1] <= max_pixels):
+        budget.spend(header[0] * header[1], name)
+    draft = None
+    if header is not None and max(header) > max_side:
+        target = math.ceil(min(header) * max_side / max(header))  # the shorter side after scaling down
+        draft = (target, target)  # both sides at least this: orientation does not matter
+    try:
+        img = to_channels(decode(data, name=name, max_pixels=max_pixels, draft=draft), 3)
+    except ImageReadError as exc:
+        raise InputError(str(exc)) from exc
+    original = header if header is not None and draft is not None else img.size
+    if max(img.size) > max_side:
+        ratio = max_side / max(img.size)
+        size = (max(1, round(img.size[0] * ratio)), max(1, round(img.size[1] * ratio)))
+        img = img.resize(size, _RESAMPLE[resize])
+    return np.asarray(img, dtype=np.uint8), (int(original[0]), int(original[1]))
 
 
 def decode_file_for_model(path: str | Path, *, preprocess: PreprocessConfig) -> np.ndarray:

@@ -21,6 +21,7 @@ from inference_schema.parameter_types.standard_py_parameter_type import Standard
 from inference_schema.schema_decorators import input_schema, output_schema
 from PIL import Image
 
+from amlvision.inference.detection import DEFAULT_MAX_DETECTIONS, DEFAULT_SCORE_THRESHOLD, DetectionPredictor
 from amlvision.inference.predictor import Predictor
 
 
@@ -31,8 +32,36 @@ def _example_png(height: int, width: int, channels: int) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def register(run: Callable, predictor: Predictor) -> None:
+def register_detection(run: Callable, predictor: DetectionPredictor) -> None:
+    """The schema of a detection model: encoded images of any size, two options, a list of boxes per image."""
+    png = _example_png(predictor.preprocess.min_size, predictor.preprocess.min_size, 3)
+    example_output = {
+        "predictions": [
+            [
+                {"label": predictor.labels[0], "score": 0.92, "box": [12.5, 40.0, 210.25, 305.75]},
+                {"label": predictor.labels[-1], "score": 0.41, "box": [300.0, 18.5, 362.0, 96.0]},
+            ]
+        ]
+    }
+    decorators = [
+        input_schema("image", StandardPythonParameterType(png), optional=True),
+        input_schema("images", StandardPythonParameterType([png]), optional=True),
+        input_schema("score_threshold", StandardPythonParameterType(DEFAULT_SCORE_THRESHOLD), optional=True),
+        input_schema("max_detections", StandardPythonParameterType(DEFAULT_MAX_DETECTIONS), optional=True),
+        output_schema(StandardPythonParameterType(example_output)),
+    ]
+
+    def stand_in(image=None, images=None, score_threshold=None, max_detections=None):
+        raise NotImplementedError("schema stand-in; never called")
+
+    _apply(run, stand_in, decorators)
+
+
+def register(run: Callable, predictor: Predictor | DetectionPredictor) -> None:
     """Record the input/output schema of ``run`` with inference-schema (see module docstring)."""
+    if isinstance(predictor, DetectionPredictor):
+        register_detection(run, predictor)
+        return
     pre = predictor.preprocess
     png = _example_png(pre.height, pre.width, pre.channels)
     top = predictor.labels[: min(3, len(predictor.labels))]
@@ -61,6 +90,11 @@ def register(run: Callable, predictor: Predictor) -> None:
     def stand_in(data=None, image=None, images=None, top_k=None, layout=None, normalized=None):
         raise NotImplementedError("schema stand-in; never called")
 
+    _apply(run, stand_in, decorators)
+
+
+def _apply(run: Callable, stand_in: Callable, decorators: list[Callable]) -> None:
+    """Decorate ``stand_in`` under ``run``'s identity, so inference-schema files the schema for ``run``."""
     stand_in.__module__, stand_in.__name__, stand_in.__qualname__ = run.__module__, run.__name__, run.__qualname__
     wrapped = stand_in
     for decorate in decorators:

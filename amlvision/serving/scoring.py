@@ -12,15 +12,18 @@ import hmac
 import json
 import logging
 import os
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from amlvision.inference.detection import DetectionPredictor, load_predictor
 from amlvision.inference.errors import InputError
 from amlvision.inference.predictor import Predictor
 from amlvision.model_dir import MODEL_FILE
+from amlvision.serving import detection
 from amlvision.serving.limits import Limits
 from amlvision.serving.payload import parse_body, parse_top_k
 
@@ -61,16 +64,20 @@ def find_model_dir(root: str | Path | None = None) -> Path:
 
 @dataclass
 class ScoringService:
-    predictor: Predictor
+    predictor: Predictor | DetectionPredictor
     limits: Limits
     api_key: str | None = None  # AMLVISION_API_KEY: when set, /score needs "Authorization: Bearer <key>"
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, limits: Limits | None = None) -> ScoringService:
         limits = limits or Limits.from_env()
-        predictor = Predictor(find_model_dir(model_dir), max_batch=limits.max_images)
+        predictor = load_predictor(find_model_dir(model_dir), max_batch=limits.max_images)
         predictor.warm_up()
         return cls(predictor, limits, os.environ.get(API_KEY_ENV) or None)
+
+    @property
+    def task(self) -> str:
+        return "detection" if isinstance(self.predictor, DetectionPredictor) else "classification"
 
     def authorised(self, header: str | None) -> bool:
         if self.api_key is None:
@@ -78,8 +85,24 @@ class ScoringService:
         expected = f"Bearer {self.api_key}".encode()
         return hmac.compare_digest((header or "").encode(), expected)
 
-    def score(self, body: bytes, content_type: str | None, query_top_k: str | None = None) -> dict:
-        """Answer one request body; raises InputError for anything the client got wrong."""
+    def score(
+        self,
+        body: bytes,
+        content_type: str | None,
+        query_top_k: str | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> dict:
+        """Answer one request body; raises InputError for anything the client got wrong.
+
+        ``query``: the URL's query parameters (options of raw image bodies); ``query_top_k`` is its
+        ``top_k`` for callers that pass only that.
+        """
+        query = dict(query or {})
+        if query_top_k is not None:
+            query["top_k"] = query_top_k
+        if isinstance(self.predictor, DetectionPredictor):
+            return detection.answer(self.predictor, body, content_type, query, self.limits)
+        query_top_k = query.get("top_k")
         n_classes = len(self.predictor.labels)
         parsed = parse_body(body, content_type, self.predictor.preprocess, self.limits, n_classes)
         k = parsed.top_k
@@ -108,10 +131,11 @@ def init(model_dir: str | Path | None = None) -> ScoringService:
     _service = ScoringService.load(model_dir)
     p = _service.predictor
     logger.info(
-        "loaded %s (%d classes, input %s), limits %s, API key %s",
+        "loaded %s (%s, %d classes, input %s), limits %s, API key %s",
         p.model_dir,
+        _service.task,
         len(p.labels),
-        p.preprocess.chw,
+        p.preprocess.chw if isinstance(p, Predictor) else f"any size, scaled to at most {p.preprocess.max_size}",
         _service.limits,
         "required" if _service.api_key else f"off ({API_KEY_ENV} not set)",
     )
@@ -193,7 +217,7 @@ def respond(request):
                               {"WWW-Authenticate": "Bearer", "Connection": "close"})  # fmt: skip
     try:
         body = _read_body(request, svc.limits)
-        result = svc.score(body, request.content_type, request.args.get("top_k"))
+        result = svc.score(body, request.content_type, query=request.args)
     except BodyTimeout as exc:
         logger.info("request %s: 408 %s", request_id, exc)
         return _json_response({"message": str(exc)}, 408, {"Connection": "close"})

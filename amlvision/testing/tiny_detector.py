@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
+from amlvision.formats.atomic import atomic_dir
 from amlvision.testing.datasets import SHARED_DATA
 
 COCO_TINY = SHARED_DATA / "coco-tiny"
@@ -40,31 +39,41 @@ def coco_tiny_classes() -> list[str]:
     return read_coco(COCO_TINY / "annotations" / "instances_val2017.json").class_names
 
 
-def build_detector(num_classes: int, *, seed: int = 0, score_thresh: float = SCORE_THRESH):
-    """Untrained ``fasterrcnn_mobilenet_v3_large_320_fpn`` for ``num_classes`` (no background), BN from real images."""
+def calibrate_batch_norm(model, images=None):
+    """Set every BatchNorm2d's running statistics from real images (8 coco-tiny training JPEGs by default).
+
+    An untrained torchvision detector in eval mode otherwise normalises with mean 0 / variance 1 and its
+    scores collapse to ties (module docstring). Returns the model in eval mode.
+    """
     import torch
-    import torchvision
 
     from amlvision.data.images import load_image
 
-    torch.manual_seed(seed)
-    model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
-        weights=None, weights_backbone=None, num_classes=num_classes + 1, box_score_thresh=score_thresh
-    )
-    batch_norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for norm in batch_norms:
+    for norm in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average over the calibration batch
-    images = [
-        torch.from_numpy(load_image(p, 3).transpose(2, 0, 1).copy()).float() / 255
-        for p in coco_tiny_images("train2017", 8)
-    ]
+    if images is None:
+        images = [
+            torch.from_numpy(load_image(p, 3).transpose(2, 0, 1).copy()).float() / 255
+            for p in coco_tiny_images("train2017", 8)
+        ]
     model.eval()
     with torch.no_grad():
         batch, _ = model.transform(images)
         model.backbone.train()
         model.backbone(batch.tensors)
     return model.eval()
+
+
+def build_detector(num_classes: int, *, seed: int = 0, score_thresh: float = SCORE_THRESH, name: str = MODEL_NAME):
+    """Untrained torchvision detector ``name`` for ``num_classes`` (no background), BN from real images."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(seed)
+    builder = getattr(torchvision.models.detection, name)
+    model = builder(weights=None, weights_backbone=None, num_classes=num_classes + 1, box_score_thresh=score_thresh)
+    return calibrate_batch_norm(model)
 
 
 def _source_hash() -> str:
@@ -82,9 +91,7 @@ def cached_tiny_detector(cache: Path) -> Path:
     dest = Path(cache) / f"tiny-detector-{_source_hash()}"
     if (dest / "model.onnx").is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".partial-", dir=dest.parent))
-    try:
+    with atomic_dir(dest, keep_existing=True) as tmp:  # another process may finish first: its copy stays
         classes = coco_tiny_classes()
         model = build_detector(len(classes))
         check = coco_tiny_images("val2017", 3)  # 640x480, 640x424 and 500x333: three sizes
@@ -93,13 +100,4 @@ def cached_tiny_detector(cache: Path) -> Path:
         (tmp / "tiny_detector.json").write_text(
             json.dumps({"builder": "amlvision.testing.tiny_detector:build_detector", "num_classes": len(classes)})
         )
-        tmp.chmod(0o755)
-        try:
-            tmp.rename(dest)
-        except OSError:  # another process finished first
-            if not (dest / "model.onnx").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
