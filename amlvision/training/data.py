@@ -129,6 +129,23 @@ def resolve_packed(cfg: TrainConfig, data: Path) -> Path:
     return Path(ensure_packed(data, channels=channels, size=size))
 
 
+def derived_packed(cfg: TrainConfig, data: Path) -> Path:
+    """The packed classification data ``--from-boxes`` derives from COCO boxes (kept with the run's outputs)."""
+    from amlvision.detection.derive import derive_packed
+
+    size = tuple(cfg.scale) if cfg.scale else (32, 32)
+    return derive_packed(
+        data,
+        cfg.from_boxes,
+        size,
+        Path(cfg.outputs) / "data",
+        context=cfg.box_context,
+        min_size=cfg.box_min_size,
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+    )
+
+
 def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     indexes = np.arange(len(labels))
     counts = np.bincount(labels)
@@ -206,6 +223,8 @@ def load_training_data(
     class_names: list[str] | None = None
     image_shape: tuple[int, int, int] | None = None
     labels_of = None
+    if cfg.from_boxes != "none":  # issue 12 hook; issue-9d's resolver can make this a `coco:` kind
+        data = derived_packed(cfg, data)
     if cfg.reader == "packed":
         data = resolve_packed(cfg, data)
         packed = PackedDataset(data)
