@@ -53,6 +53,10 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     return options
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * logits))  # = 1 / (1 + e^-x) without overflow warnings
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
@@ -68,6 +72,7 @@ class Predictor:
         if missing:
             raise FileNotFoundError(f"{self.model_dir}: not a model directory, missing {', '.join(missing)}")
         self.preprocess = PreprocessConfig.load(self.model_dir / "preprocess.json")
+        self.task, self.threshold = self._load_task(self.model_dir / "preprocess.json")
         self.labels = self._load_labels(self.model_dir / "labels.json")
         self.max_batch = max_batch
         self.session = self._load_session(self.model_dir / "model.onnx", threads)
@@ -84,6 +89,18 @@ class Predictor:
                 f"{path}: cannot load the ONNX model ({reason[:300]}); the file is corrupt or truncated "
                 f"({path.stat().st_size:,} bytes), export it again"
             ) from None
+
+    @staticmethod
+    def _load_task(path: Path) -> tuple[str, float]:
+        """preprocess.json's ``task`` (missing = classification) and multilabel ``threshold`` (default 0.5)."""
+        raw = json.loads(path.read_text())
+        task = str(raw.get("task", "classification"))
+        if task not in ("classification", "multilabel"):
+            raise ValueError(f"{path}: task {task!r} is not one this predictor answers (classification, multilabel)")
+        threshold = raw.get("threshold", 0.5)
+        if not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+            raise ValueError(f"{path}: threshold must be a number in (0, 1), got {threshold!r}")
+        return task, float(threshold)
 
     @staticmethod
     def _load_labels(path: Path) -> list[str]:
@@ -117,13 +134,30 @@ class Predictor:
         self.probabilities(np.zeros((1, *self.preprocess.chw), dtype=np.float32))
 
     def probabilities(self, model_input: np.ndarray) -> np.ndarray:
-        """Softmax probabilities ``N x K`` for a normalised float32 NCHW batch, run in chunks."""
+        """Probabilities ``N x K`` for a normalised float32 NCHW batch, run in chunks.
+
+        Softmax over the classes; a sigmoid per class for a ``multilabel`` model.
+        """
         chunks = [
             self.session.run([OUTPUT_NAME], {INPUT_NAME: model_input[i : i + self.max_batch]})[0]
             for i in range(0, len(model_input), self.max_batch)
         ]
         logits = np.concatenate(chunks, axis=0).astype(np.float64)
-        return softmax(logits)
+        return sigmoid(logits) if self.task == "multilabel" else softmax(logits)
+
+    def multilabel_answers(self, probabilities: np.ndarray) -> list[dict]:
+        """Per image: every class's probability and the labels at or above the threshold, most probable first."""
+        answers = []
+        for row in probabilities:
+            order = np.argsort(-row, kind="stable")
+            answers.append(
+                {
+                    "labels": [self.labels[j] for j in order if row[j] >= self.threshold],
+                    "threshold": self.threshold,
+                    "probabilities": {name: float(p) for name, p in zip(self.labels, row, strict=True)},
+                }
+            )
+        return answers
 
     def top_k(self, probabilities: np.ndarray, k: int) -> list[Prediction]:
         k = max(1, min(k, len(self.labels)))

@@ -96,6 +96,8 @@ class ScoringService:
                 f"reaches {top:.3g}, far outside the range the model was trained on (normalised pixels lie "
                 "within about -10 to 10)"
             )
+        if self.predictor.task == "multilabel":  # docs/serving.md "Multi-label answers"
+            return {"predictions": self.predictor.multilabel_answers(probabilities)}
         return {"predictions": [p.to_json() for p in self.predictor.top_k(probabilities, k)]}
 
 
