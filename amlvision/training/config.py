@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from amlvision.detection.derive import MODES as BOX_MODES
+from amlvision.model_dir import CLASSIFICATION, MULTILABEL, TASKS
 from amlvision.sources.sampling import SAMPLERS
 from amlvision.tf import TF_MODELS
 from amlvision.training.balance import WEIGHT_MODES
@@ -82,6 +83,7 @@ class TrainConfig:
     box_context: float = 0.0
     box_min_size: float = 0.0
     threshold: float = 0.5
+    task: str = CLASSIFICATION  # amlvision/tasks: what is learnt from the labels
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -116,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("model and optimiser")
     g.add_argument("--engine", choices=ENGINES, help="pytorch (default) or tensorflow (docs/tensorflow.md)")
     g.add_argument("--model", choices=sorted({*MODELS, *TF_MODELS}), help="network; its recipe sets the defaults below")
+    g.add_argument("--task", choices=TASKS, help="classification (default: one label per image); see amlvision/tasks")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float, help="peak learning rate (mean loss over the minibatch)")
@@ -212,6 +215,8 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     if model not in RECIPES:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(RECIPES)}")
     values: dict[str, Any] = {**RECIPES[model], **file_values, **args, "model": model}
+    if values.get("from_boxes") == "multilabel" and "task" not in values:
+        values["task"] = MULTILABEL  # the mode implies the task
     cfg = TrainConfig(**values)
     validate(cfg)
     return cfg
@@ -259,6 +264,8 @@ def validate(cfg: TrainConfig) -> None:
             problems.append("--from-boxes derives packed data for the pytorch engine (--reader packed)")
         if cfg.box_context < 0 or cfg.box_min_size < 0:
             problems.append("box_context and box_min_size must be >= 0")
+    if (cfg.task == MULTILABEL) != (cfg.from_boxes == "multilabel"):
+        problems.append("--task multilabel trains on --from-boxes multilabel data (and that mode on that task)")
     if cfg.from_boxes == "multilabel":
         if not 0 < cfg.threshold < 1:
             problems.append(f"threshold must be in (0, 1), got {cfg.threshold}")
@@ -267,5 +274,16 @@ def validate(cfg: TrainConfig) -> None:
                 "multilabel trains with --class-weights none and --sampler uniform (per-class sampling "
                 "and weights assume one label per image)"
             )
+    if cfg.task not in TASKS:
+        problems.append(f"task must be one of {TASKS}, got {cfg.task!r}")
+    elif cfg.engine == "tensorflow" and cfg.task != CLASSIFICATION:
+        problems.append(f"the tensorflow engine trains classification only, not {cfg.task}")
+    else:
+        from amlvision.tasks import get_task
+
+        try:
+            get_task(cfg.task)
+        except ValueError as exc:
+            problems.append(str(exc))
     if problems:
         raise ValueError("invalid training configuration: " + "; ".join(problems))

@@ -1,17 +1,17 @@
-"""The ``multilabel`` task: every category present in an image, one sigmoid per class, binary cross-entropy.
+"""The training run of the ``multilabel`` task (amlvision/tasks/multilabel.py): multi-hot targets looked up per sample.
 
 Trained by ``train.py --from-boxes multilabel`` on data derived from COCO boxes
 (``amlvision.detection.derive``): the packed labels are each sample's row in the multi-hot target
 table written beside the packed directory, and this trainer looks the rows up. The model directory
 is the classification one (input ``input``, output ``logits`` [N, K]) with ``"task": "multilabel"``
 and ``"threshold"`` in preprocess.json, so serving applies a sigmoid and answers every class's
-probability plus the labels at or above the threshold. Metrics: ``multilabel_metrics``.
-
-Kept in its own module so it moves as one piece into issue-9m's task registry (amlvision/tasks/).
+probability plus the labels at or above the threshold (the task's serving hooks). Loss, training
+figure, export and the run-log lines come from the task; metrics from ``multilabel_metrics``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -23,10 +23,11 @@ import torch
 from torch import nn
 
 from amlvision.detection.derive import load_targets
+from amlvision.model_dir import MULTILABEL, Preprocess
+from amlvision.tasks import get_task
 from amlvision.training.balance import balance_record
 from amlvision.training.curves import plt
 from amlvision.training.data import derived_packed
-from amlvision.training.export import export_onnx
 from amlvision.training.loop import Trainer
 from amlvision.training.multilabel_metrics import multilabel_heldout_scores, multilabel_metrics
 
@@ -46,7 +47,8 @@ class MultilabelTrainer(Trainer):
         counts = self.targets["train"].sum(0).cpu().numpy().astype(np.int64)
         self.balance = balance_record(self.data.class_names, counts, None, "none", self.cfg.sampler)
         self.balance["counts_are"] = "training images holding the class (multilabel)"
-        self.criterion = nn.BCEWithLogitsLoss()
+        self.task = get_task(MULTILABEL)
+        self.criterion = self.task.criterion(None, 0.0, self.device)
 
     def training_targets(self, labels: torch.Tensor) -> torch.Tensor:
         return self.targets["train"].index_select(0, labels)
@@ -70,8 +72,8 @@ class MultilabelTrainer(Trainer):
     def heldout_scores(self, labels: np.ndarray, probs: np.ndarray, loss: float) -> dict[str, float]:
         return multilabel_heldout_scores(labels, probs, loss, self.cfg.threshold)
 
-    def preprocess(self) -> dict[str, Any]:
-        return {**super().preprocess(), "task": "multilabel", "threshold": self.cfg.threshold}
+    def preprocess(self) -> Preprocess:
+        return dataclasses.replace(super().preprocess(), task=MULTILABEL, threshold=self.cfg.threshold)
 
     def _finish(self) -> dict[str, Any]:
         cfg, data = self.cfg, self.data
@@ -106,13 +108,13 @@ class MultilabelTrainer(Trainer):
         plot_per_class_ap(metrics, self.outputs / "per_class_ap.png")
         weights = self.weights_network().state_dict()
         torch.save({k: v.detach().cpu() for k, v in weights.items()}, self.outputs / "model.pt")
-        metrics["onnx_check"] = export_onnx(
+        metrics["onnx_check"] = self.task.export(
             model.cpu(), self.outputs, data.class_names, self.preprocess(), self._check_images()
         )
         model.to(self.device)
         self.model.to(self.device)
         (self.outputs / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        final = {f"final_{k}": metrics[k] for k in ("map_macro", "map_micro", "CF1", "OF1") if metrics[k] is not None}
+        final = self.task.final_figures(metrics)
         self.tracker.log_metrics({**final, "selected_epoch": selected["epoch"], "train_seconds": train_seconds},
                                  step=cfg.epochs)  # fmt: skip
         per_class = metrics["per_class"]
@@ -128,16 +130,10 @@ class MultilabelTrainer(Trainer):
         for name in ("metrics.json", "model.onnx", "labels.json", "preprocess.json"):
             self.tracker.log_artifact(self.outputs / name)
         log.info(
-            "held-out %s mAP macro %.4f micro %.4f, CF1 %.4f, OF1 %.4f at threshold %.2f on %d images "
-            "(%d classes with positives); ONNX max |diff| %.2g; outputs in %s",
+            "held-out %s %s on %d images; ONNX max |diff| %.2g; outputs in %s",
             data.heldout_name,
-            metrics["map_macro"] or 0.0,
-            metrics["map_micro"] or 0.0,
-            metrics["CF1"],
-            metrics["OF1"],
-            cfg.threshold,
+            self.task.describe_final(metrics),
             metrics["num_samples"],
-            metrics["classes_with_positives"],
             metrics["onnx_check"]["max_abs_diff"],
             self.outputs,
         )

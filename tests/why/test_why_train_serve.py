@@ -58,7 +58,7 @@ def test_single_label_modes_train_export_and_serve(runs, coco_tiny, mode):
     answer = ScoringService.load(run).score(_val_image(coco_tiny).read_bytes(), "image/jpeg")
     top = answer["predictions"][0]
     assert top["label"] in labels and 0 < top["probability"] <= 1
-    assert "task" not in json.loads((run / "preprocess.json").read_text())  # plain classification
+    assert json.loads((run / "preprocess.json").read_text())["task"] == "classification"
 
 
 def test_multilabel_trains_exports_and_the_server_answers_probabilities_and_labels(runs, coco_tiny):
