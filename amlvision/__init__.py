@@ -2,10 +2,10 @@
 
 The package is organised by what it does:
 
-- ``amlvision.data``       reading images and labelled collections from disk (folders, CSV, map files, CIFAR)
-- ``amlvision.ctf``        CNTK Text Format reader and writer
-- ``amlvision.mapfile``    CNTK image map files and OpenCV-XML mean files
-- ``amlvision.packed``     the fast memory-mappable packed format
+- ``amlvision.formats``    the bottom layer: files on disk (packed format, CNTK map files, mean XML,
+                           dataset.json, split names, the atomic-directory helper); imports nothing above
+- ``amlvision.ctf``        CNTK Text Format reader and writer (formats layer)
+- ``amlvision.data``       ``--data`` resolved once into a ``Dataset`` (``data.resolve``), readers per layout
 - ``amlvision.pack``       converting any source into ctf / map / packed
 - ``amlvision.sources``    minibatch sources (CNTK "deserializers") for training
 - ``amlvision.transforms`` CNTK image transforms executed with torchvision / Pillow

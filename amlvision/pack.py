@@ -1,4 +1,4 @@
-"""``pack``: turn any source ``open_collection`` reads into CTF, a CNTK map-file folder, or the packed format.
+"""``pack``: turn a resolved ``Dataset`` into CTF, a CNTK map-file folder, or the packed format.
 
 Every output directory is written under a temporary name beside ``out`` and renamed into place
 only when complete, so an interrupted pack never leaves output that looks finished. Bad items
@@ -7,7 +7,7 @@ with ``skip_bad`` are left out and listed in the ``PackReport`` — never droppe
 
 Output layouts (see docs/data.md):
 
-- ``packed``: ``amlvision.packed`` directory (``manifest.json``, ``<split>.images.u8``, ``<split>.labels.i64``).
+- ``packed``: ``amlvision.formats.packed`` directory (``manifest.json``, ``<split>.images.u8``, ``<split>.labels.i64``).
 - ``ctf``: ``<split>.ctf`` with ``|labels`` (one-hot, or sparse ``index:1``) and ``|features`` (C planes
   of H x W, 0-255), plus ``class_names.txt`` and ``dataset.json`` (shapes and stream dimensions).
 - ``map``: ``<split>/<class>/<name>.png``, ``<split>_map.txt`` (``path<TAB>label``, relative to the
@@ -21,9 +21,7 @@ import contextlib
 import hashlib
 import itertools
 import json
-import os
 import re
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -33,17 +31,19 @@ from typing import Any
 
 import numpy as np
 
-from amlvision import packed
 from amlvision.ctf import write_images
 from amlvision.data.archives import cache_root
 from amlvision.data.collection import LabeledImages
 from amlvision.data.decoding import decode_chunks
-from amlvision.data.discover import open_collection
-from amlvision.data.partial import make_partial
-from amlvision.mapfile import write_class_names, write_map_file, write_mean_file
+from amlvision.data.resolve import Dataset, resolve
+from amlvision.formats import packed
+from amlvision.formats.atomic import atomic_dir
+from amlvision.formats.datasetjson import write_dataset_json
+from amlvision.formats.mapfile import write_class_names, write_map_file
+from amlvision.formats.meanxml import write_mean_file
+from amlvision.formats.splits import ordered
 
 FORMATS = ("ctf", "map", "packed")
-SPLIT_ORDER = ("train", "val", "test", "all")
 
 
 class PackError(ValueError):
@@ -86,8 +86,7 @@ def _without_name(reason: str, name: str) -> str:
 
 
 def _ordered(splits: dict[str, LabeledImages]) -> list[tuple[str, LabeledImages]]:
-    rank = {name: i for i, name in enumerate(SPLIT_ORDER)}
-    return sorted(splits.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
+    return [(name, splits[name]) for name in ordered(splits)]
 
 
 class _ShapeCheck:
@@ -286,25 +285,6 @@ def _pack_map(splits, tmp: Path, report: PackReport, *, channels, size, skip_bad
 # ---------------------------------------------------------------- entry points
 
 
-def _atomic_dir(out: Path, overwrite: bool, fill) -> None:
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_partial(out)
-    try:
-        fill(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _parse_size(size) -> tuple[int, int] | None:
     if size is None:
         return None
@@ -319,7 +299,7 @@ def _parse_size(size) -> tuple[int, int] | None:
 
 
 def pack(
-    src: str | Path | dict[str, LabeledImages],
+    src: str | Path | Dataset | dict[str, LabeledImages],
     to: str,
     out: str | Path,
     *,
@@ -331,7 +311,10 @@ def pack(
     sparse_labels: bool = False,
     **collection_options: Any,
 ) -> PackReport:
-    """Pack ``src`` (a path ``open_collection`` reads, or its result) into ``out`` as ``to``."""
+    """Pack ``src`` (a ``Dataset``, a ``--data`` string resolved here, or ``{split: LabeledImages}``) into ``out``.
+
+    ``collection_options``: ``SourceOptions`` fields, used only when ``src`` still needs resolving.
+    """
     if to not in FORMATS:
         raise PackError(f"unknown format {to!r}; choose one of {', '.join(FORMATS)}")
     if channels not in (1, 3):
@@ -344,9 +327,13 @@ def pack(
     if isinstance(src, dict):
         collections = src
     else:
-        if packed.is_packed(src):
-            raise PackError(f"{src} is already a packed dataset")
-        collections = open_collection(src, skip_bad=skip_bad, **collection_options)
+        dataset = resolve(src, skip_bad=skip_bad, **collection_options) if not isinstance(src, Dataset) else src
+        if dataset.kind == "packed":
+            raise PackError(f"{dataset.source} is already a packed dataset")
+        if dataset.task != "classification":
+            raise PackError(f"{dataset.source}: a {dataset.kind} ({dataset.task}) dataset; pack takes labelled images")
+        collections = dataset.collection()
+        skip_bad = skip_bad or dataset.options.skip_bad
     splits = _ordered(collections)
     if not splits or all(len(images) == 0 for _, images in splits):
         raise PackError(f"{src}: no images found")
@@ -358,7 +345,7 @@ def pack(
     for _, images in splits:
         report.skipped.extend(images.skipped)
     source = {
-        "path": str(src) if not isinstance(src, dict) else "<in-memory>",
+        "path": "<in-memory>" if isinstance(src, dict) else str(src.source if isinstance(src, Dataset) else src),
         "channels": channels,
         "size": list(size) if size else None,
     }
@@ -366,8 +353,7 @@ def pack(
     if to == "packed":
         _pack_packed(splits, out, report, overwrite=overwrite, source=source, **common)
     else:
-
-        def fill(tmp: Path) -> None:
+        with atomic_dir(out, overwrite=overwrite) as tmp:
             extra = (
                 _pack_ctf(splits, tmp, report, sparse_labels=sparse_labels, **common)
                 if to == "ctf"
@@ -383,63 +369,46 @@ def pack(
                 "source": source,
                 **extra,
             }
-            (tmp / "dataset.json").write_text(json.dumps(meta, indent=2))
-
-        _atomic_dir(out, overwrite, fill)
+            write_dataset_json(tmp, meta)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def source_fingerprint(src: str | Path) -> str:
-    """sha256 of a file's bytes (an archive), or of every file's relative path, size and mtime in a folder."""
-    src = Path(src)
-    digest = hashlib.sha256()
-    if src.is_file():
-        with open(src, "rb") as fh:
-            while block := fh.read(1 << 24):
-                digest.update(block)
-        return digest.hexdigest()
-    for dirpath, dirnames, filenames in os.walk(src):
-        dirnames.sort()
-        for name in sorted(filenames):
-            stat = os.stat(os.path.join(dirpath, name))
-            rel = os.path.relpath(os.path.join(dirpath, name), src)
-            digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
 def ensure_packed(
-    src: str | Path,
+    dataset: str | Path | Dataset,
     *,
     cache_dir: str | Path | None = None,
     size: tuple[int, int] | str | None = None,
-    channels: int = 3,
+    channels: int | None = 3,
     **collection_options: Any,
 ) -> Path:
-    """``src`` if it is packed already, else a packed copy in the cache (made once, reused while unchanged)."""
-    src = Path(src)
-    if packed.is_packed(src):
-        return src
-    if not src.exists():
-        raise FileNotFoundError(f"{src}: no such file or folder")
+    """The packed directory of ``dataset``: itself if packed, else a copy packed once into the cache.
+
+    The cache key is the dataset's cheap fingerprint (``amlvision.data.fingerprint``), the read options,
+    ``size`` and ``channels`` (``None``: the data's own, found only when a pack is really needed), so a
+    second run on an unchanged archive finds its copy without reading the archive or listing its images.
+    """
+    dataset = resolve(dataset, **collection_options) if not isinstance(dataset, Dataset) else dataset
+    if dataset.kind == "packed":
+        return dataset.root
     size = _parse_size(size)
     key_data = {
-        "src": str(src.resolve()),
-        "fingerprint": source_fingerprint(src),
+        "src": str(dataset.source.resolve()),
+        "fingerprint": dataset.fingerprint,
         "size": size,
-        "channels": channels,
-        "options": {k: str(v) for k, v in sorted(collection_options.items())},
+        "channels": channels or "auto",
+        "options": dataset.options.cache_key(),
         "version": packed.FORMAT_VERSION,
     }
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:20]
     base = Path(cache_dir) if cache_dir else cache_root() / "packed"
-    out = base / f"{_safe(src.name)}-{key}"
+    out = base / f"{_safe(dataset.source.name)}-{key}"
     if packed.is_packed(out):
         return out
     base.mkdir(parents=True, exist_ok=True)
     with _exclusive(base / f".{out.name}.lock"):  # ranks of one job pack once; the others wait, then reuse
         if not packed.is_packed(out):
-            pack(src, "packed", out, size=size, channels=channels, overwrite=out.exists(), **collection_options)
+            pack(dataset, "packed", out, size=size, channels=channels or dataset.channels, overwrite=out.exists())
     return out
 
 

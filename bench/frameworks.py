@@ -56,8 +56,8 @@ def cpu_flags() -> set[str]:
 
 def real_batches(batch: int, count: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """``count`` batches of real CIFAR-10 training images (uint8 NHWC) and labels, cycling over the subset."""
+    from amlvision.formats.packed import PackedDataset
     from amlvision.pack import ensure_packed
-    from amlvision.packed import PackedDataset
     from amlvision.testing.datasets import cifar10_png_subset
 
     packed = PackedDataset(ensure_packed(cifar10_png_subset(train_per_class=150, test_per_class=50)))

@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amlvision.data.collection import LabeledImages  # noqa: E402
 from amlvision.data.decoding import available_cpus  # noqa: E402
-from amlvision.data.discover import open_collection  # noqa: E402
+from amlvision.data.resolve import open_collection  # noqa: E402
+from amlvision.formats.packed import PackedDataset  # noqa: E402
 from amlvision.pack import pack  # noqa: E402
-from amlvision.packed import PackedDataset  # noqa: E402
 from amlvision.testing.datasets import cifar10_png_full  # noqa: E402
 
 

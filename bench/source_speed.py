@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from amlvision.data.images import load_image
-from amlvision.packed import write_packed
+from amlvision.formats.packed import write_packed
 from amlvision.sources.image_source import ImageSource
 from amlvision.sources.packed_source import PackedSource
 from amlvision.testing.datasets import cifar10_png_subset

@@ -66,3 +66,19 @@ def test_scoring_requirements_carry_no_training_framework():
     names = _normalise([line for line in (ROOT / "requirements-score.txt").read_text().splitlines()
                         if line.strip() and not line.startswith("#")])  # fmt: skip
     assert not {"torch", "torchvision", "tensorflow", "tensorflow-cpu", "keras", "tf2onnx"} & set(names)
+
+
+AZURE_SDKS = ("azureml-core", "azure-ai-ml", "azureml-inference-server-http")
+
+
+def test_azure_sdks_have_upper_bounds_that_the_installed_versions_meet():
+    """The code uses private Azure SDK methods: each SDK is bounded, and the tested (installed) version is inside."""
+    from importlib.metadata import version
+
+    from packaging.specifiers import SpecifierSet
+
+    pins = _pyproject()
+    for name in AZURE_SDKS:
+        spec = SpecifierSet(pins[name])
+        assert any(s.operator in ("<", "<=", "==", "~=") for s in spec), f"{name}: no upper bound in {spec}"
+        assert spec.contains(version(name), prereleases=True), f"{name} {version(name)} is outside {spec}"

@@ -23,7 +23,7 @@ from azureml.exceptions import UserErrorException
 
 from amlvision.azure.errors import AzureConfigError, raise_if_problems
 from amlvision.azure.snapshot import measure_snapshot
-from amlvision.submit.conda import pip_requirements
+from amlvision.formats.conda import pip_requirements
 
 CONFIG_DIR = "aml_config"
 CONDA_FILE = "conda_dependencies.yml"

@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,46 +26,33 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
 
 
-def _load_split(data: Path, split: str | None, channels: int) -> tuple[list[str], list[np.ndarray], np.ndarray, str]:
-    """Decoded uint8 HxWxC images, labels and class names of one split of ``data``."""
-    from amlvision.packed import PackedDataset, is_packed
+def _load_split(dataset, split: str | None, channels: int) -> tuple[list[str], list[np.ndarray], np.ndarray, str]:
+    """Decoded uint8 HxWxC images, labels and class names of one split of the resolved ``dataset``."""
+    from amlvision.formats.splits import HELDOUT_SPLITS, first_present
 
-    if data.is_dir() and is_packed(data):
-        packed = PackedDataset(data)
-        chosen = split or next((s for s in ("test", "validation", "val") if s in packed.splits), packed.splits[0])
-        images = packed.images(chosen)
-        if images.shape[3] != channels:
-            from amlvision.data.collection import convert_array
-
-            decoded = [convert_array(np.asarray(img), channels) for img in images]
-        else:
-            decoded = list(np.asarray(images))
-        return packed.class_names, decoded, packed.labels(chosen), chosen
-    from amlvision.data.discover import open_collection
-
-    splits = open_collection(data)
-    chosen = split or next((s for s in ("test", "validation", "val", "all") if s in splits), next(iter(splits)))
-    if chosen not in splits:
-        raise ValueError(f"{data}: no split {chosen!r}; splits are {sorted(splits)}")
-    items = splits[chosen]
+    splits = dataset.splits
+    chosen = split or first_present((*HELDOUT_SPLITS, "all"), splits) or splits[0]
+    items = dataset.open(chosen)
     return items.class_names, [items.load(i, channels) for i in range(len(items))], items.labels, chosen
 
 
 def evaluate_model_dir(
     model_dir: str | Path,
-    data: str | Path,
+    data: Any,
     *,
     split: str | None = None,
     out: str | Path | None = None,
     batch_size: int = 256,
 ) -> dict:
-    """Run the ONNX model over ``data`` and write the evaluation files; returns the metrics."""
+    """Run the ONNX model over ``data`` (a ``Dataset`` or ``--data`` string) and write the evaluation files."""
+    from amlvision.data.resolve import resolve
     from amlvision.inference import Predictor
     from amlvision.training.evaluation import MistakeGallery, evaluate_predictions
 
     predictor = Predictor(model_dir)
-    data = Path(data)
-    class_names, images, labels, chosen = _load_split(data, split, predictor.preprocess.channels)
+    dataset = resolve(data)
+    data = dataset.source
+    class_names, images, labels, chosen = _load_split(dataset, split, predictor.preprocess.channels)
     if class_names != predictor.labels:
         missing = sorted(set(class_names) - set(predictor.labels))
         if missing:
@@ -93,13 +81,16 @@ def evaluate_model_dir(
 
 def run(args: argparse.Namespace) -> int:
     try:
+        from amlvision.data.resolve import resolve
+
+        dataset = resolve(args.data)
         metrics = evaluate_model_dir(
-            args.model_dir, args.data, split=args.split, out=args.out, batch_size=args.batch_size
+            args.model_dir, dataset, split=args.split, out=args.out, batch_size=args.batch_size
         )
     except (FileNotFoundError, ValueError) as exc:
         print(f"amlvision evaluate: {exc}", file=sys.stderr)
         return 2
-    out = args.out or str(Path(args.model_dir) / "evaluation" / Path(args.data).name)
+    out = args.out or str(Path(args.model_dir) / "evaluation" / dataset.source.name)
     print(
         json.dumps(
             {

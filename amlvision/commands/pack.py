@@ -17,7 +17,9 @@ DETECTION_FORMATS = ("coco", "voc", "cntk", "yolo")  # amlvision.detection.conve
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", metavar="SRC", help="source folder, label file, map file, CTF file or archive")
+    parser.add_argument(
+        "src", metavar="SRC", help="source folder, label file, map file, CTF file or archive; or KIND:PATH"
+    )
     parser.add_argument(
         "--to",
         required=True,
@@ -48,14 +50,16 @@ def _run_detection(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from amlvision.data.resolve import resolve
     from amlvision.pack import pack
 
     if args.to in DETECTION_FORMATS:
         return _run_detection(args)
 
     try:
+        dataset = resolve(args.src, skip_bad=args.skip_bad, **source_options(args))
         report = pack(
-            args.src,
+            dataset,
             args.to,
             args.out,
             size=args.size,
@@ -64,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             workers=args.workers,
             sparse_labels=args.sparse_labels,
-            **source_options(args),
         )
     except (ValueError, OSError) as exc:
         print(f"amlvision pack: error: {exc}", file=sys.stderr)

@@ -31,7 +31,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def contrast_statistics(path: str, name: str) -> dict:
     """The statistics of a class-folder data set, each image one full-frame box of its class."""
-    from amlvision.data.discover import open_collection
+    from amlvision.data.resolve import open_collection
     from amlvision.detection.why import dataset_statistics, folder_as_boxes
 
     collection = open_collection(path)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tarfile
 import zipfile
 from pathlib import Path
 
-from amlvision.data.partial import make_partial
+from amlvision.formats.atomic import atomic_dir
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".tar.bz2", ".tar.xz")
 
@@ -84,16 +83,6 @@ def extract_cached(archive: str | Path, cache_dir: str | Path | None = None) -> 
     base = Path(cache_dir) if cache_dir else cache_root() / "extracted"
     dest = base / f"{archive_stem(archive)}-{file_key(archive)}"
     if not dest.is_dir():
-        base.mkdir(parents=True, exist_ok=True)
-        tmp = make_partial(dest)
-        try:
+        with atomic_dir(dest, keep_existing=True) as tmp:  # a lost race keeps the other process's copy
             _extract_into(archive, tmp)
-            try:
-                tmp.rename(dest)
-            except OSError:
-                if not dest.is_dir():  # not a lost race with another process: a real failure
-                    raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
     return dest

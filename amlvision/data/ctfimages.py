@@ -9,7 +9,6 @@ is done by ``amlvision.ctf``, so a ragged row or a wrong dimension is an error n
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -18,7 +17,8 @@ import numpy as np
 
 from amlvision.ctf import CTFError, StreamDef, read_arrays
 from amlvision.data.collection import LabeledImages
-from amlvision.mapfile import CLASS_NAMES_FILE, read_class_names
+from amlvision.formats.datasetjson import read_dataset_json
+from amlvision.formats.mapfile import CLASS_NAMES_FILE, read_class_names
 
 _FIELD = re.compile(rb"\|(\S+)([^|]*)")
 
@@ -36,15 +36,7 @@ def looks_like_ctf(path: str | Path) -> bool:
 
 
 def _metadata(path: Path) -> dict:
-    meta = path.parent / "dataset.json"
-    if meta.is_file():
-        try:
-            data = json.loads(meta.read_text())
-        except ValueError:
-            return {}
-        if data.get("format") == "ctf":
-            return data
-    return {}
+    return read_dataset_json(path, format="ctf")
 
 
 def shape_from_dim(dim: int, path: Path) -> tuple[int, int, int]:

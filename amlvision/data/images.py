@@ -74,6 +74,17 @@ def _flatten_alpha(img: Image.Image) -> Image.Image:
     return Image.alpha_composite(opaque_black, rgba).convert(base_mode)
 
 
+GRAY_MODES = frozenset({"1", "L", "LA", "La", *_HIGH_DEPTH_MAX})
+
+
+def natural_channels(mode: str) -> int:
+    """1 for a gray image mode (1-bit, 8/16/32-bit gray, gray + alpha), else 3: the data's own channel count.
+
+    The one rule for "does this data train as gray?"; ``to_channels`` converts by the same modes.
+    """
+    return 1 if mode in GRAY_MODES else 3
+
+
 def to_channels(img: Image.Image, channels: int) -> Image.Image:
     """Convert a decoded Pillow image to 1 (L) or 3 (RGB) channels by the module's rule."""
     if channels not in (1, 3):

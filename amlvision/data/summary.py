@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from amlvision import packed
 from amlvision.data.collection import LabeledImages
 from amlvision.data.decoding import available_cpus
-from amlvision.data.discover import open_collection
 from amlvision.data.images import ImageReadError, decode
+from amlvision.data.resolve import Dataset, resolve
+from amlvision.formats import packed
 
 _CHUNK = 500
 
@@ -161,24 +161,34 @@ def add_class_balance(summary: dict[str, Any], threshold: float = IMBALANCE_THRE
 
 
 def summarize(
-    path: str | Path,
+    path: str | Path | Dataset,
     *,
     verify: bool = True,
     workers: int | None = None,
     imbalance_threshold: float = IMBALANCE_THRESHOLD,
     **options: Any,
 ) -> dict[str, Any]:
-    """A JSON-ready summary of ``path`` (packed directory or any source ``open_collection`` reads)."""
-    path = Path(path)
-    if packed.is_packed(path):
-        return add_class_balance(_summarize_packed(path, verify), imbalance_threshold)
-    collections = open_collection(path, skip_bad=True, **options)
+    """A JSON-ready summary of ``path`` (a ``Dataset``, or ``--data`` resolved here with ``options``).
+
+    ``data_kind`` and ``label_rule`` say how the data was recognised and where its labels come from.
+    """
+    dataset = path if isinstance(path, Dataset) else resolve(path, skip_bad=True, **options)
+    resolution = {"data_kind": dataset.kind, "label_rule": dataset.label_rule}
+    if dataset.kind == "packed":
+        summary = {**_summarize_packed(dataset.root, verify), **resolution}
+        return add_class_balance(summary, imbalance_threshold)
+    if dataset.task != "classification":
+        raise ValueError(
+            f"{dataset.source}: a {dataset.kind} dataset ({dataset.task}); inspect summarises labelled images"
+        )
+    collections = dataset.collection()
     class_names = next(iter(collections.values())).class_names if collections else []
     all_hashes: dict[str, tuple[str, str]] = {}
     splits = {split: _summarize_split(split, images, workers, all_hashes) for split, images in collections.items()}
     summary = {
-        "path": str(path),
+        "path": str(dataset.source),
         "kind": "source",
+        **resolution,
         "class_names": class_names,
         "splits": splits,
         "duplicates_across_splits": _across(all_hashes) if len(splits) > 1 else [],
@@ -195,6 +205,8 @@ def _across(hashes: dict[str, tuple[str, str]]) -> list[list[str]]:
 def format_summary(summary: dict[str, Any], *, max_items: int = 20) -> str:
     """Human-readable text for ``summarize``'s result."""
     lines = [f"{summary['path']}: {summary['kind']}, {len(summary['class_names'])} classes"]
+    if summary.get("data_kind"):
+        lines.append(f"recognised as: {summary['data_kind']}; labels from: {summary.get('label_rule') or '-'}")
     if summary["kind"] == "packed":
         lines.append(
             f"image shape (HxWxC): {'x'.join(map(str, summary['image_shape']))}; checksums: {summary['checksums']}"

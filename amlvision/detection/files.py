@@ -1,26 +1,21 @@
-"""File helpers the detection readers and writers share: image sizes, atomic output folders, image copies.
+"""File helpers the detection readers and writers share: image sizes, image copies, number text.
 
-``atomic_dir`` builds an output in a ``.NAME.partial-*`` folder beside it and renames it into place
-when complete, the same way ``amlvision pack`` does for classification outputs. issue-9d moves one
-such helper into ``amlvision/formats/atomic.py``; it is used when present, the local copy otherwise
-(delete the copy once both branches are merged).
+Writers build their output with the project's one ``atomic_dir`` (``amlvision.formats.atomic``),
+re-exported here: a ``.NAME.partial-*`` folder renamed into place when complete.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-try:
-    from amlvision.data.partial import make_partial
-except ImportError:  # issue-9d moves it to amlvision.formats.atomic
-    from amlvision.formats.atomic import make_partial
+from amlvision.formats.atomic import atomic_dir
+
+__all__ = ["IMAGE_SUFFIXES", "atomic_dir", "image_size", "images_by_stem", "number", "place_image", "unique_names"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
@@ -39,33 +34,6 @@ def images_by_stem(folder: Path) -> dict[str, Path]:
             if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
                 found.setdefault(path.stem, path)
     return found
-
-
-@contextmanager
-def _local_atomic_dir(out: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder that becomes ``out`` only when the block finishes without error."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
-    tmp = make_partial(out)
-    try:
-        yield tmp
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-try:  # issue-9d's shared helper (same signature), once merged; then the local one above can go
-    from amlvision.formats.atomic import atomic_dir
-except ImportError:
-    atomic_dir = _local_atomic_dir
 
 
 def place_image(src: Path, dest: Path) -> None:

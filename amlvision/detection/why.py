@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import average_precision_score
 
 from amlvision.detection.annotations import DetectionSet, ImageBoxes
 from amlvision.detection.derive import category_areas, dominant_label, present_categories
-from amlvision.training.multilabel_metrics import class_prior_map
 
 SMALL, MEDIUM = 32**2, 96**2
 INPUT_SIZES = (32, 64)
@@ -159,3 +159,20 @@ def folder_as_boxes(items: Any, class_names: list[str], max_size_reads: int = 50
         w, h = sizes.get(i, common)
         images.append(ImageBoxes(Path(items.paths[i]), w, h, [[0, 0, w, h]], [int(items.labels[i])], image_id=i))
     return DetectionSet(list(class_names), images, source=str(items.paths[0]) if n else "")
+
+
+def class_prior_map(train_targets: np.ndarray, test_targets: np.ndarray) -> dict[str, float | None]:
+    """mAP of the no-look baseline that scores every image with each class's training frequency.
+
+    A constant score ranks every image equally, so each class's AP is its held-out prevalence;
+    scikit-learn computes it rather than this formula being assumed.
+    """
+    prior = np.asarray(train_targets, np.float64).mean(axis=0)
+    scores = np.broadcast_to(prior, test_targets.shape)
+    defined = test_targets.sum(axis=0) > 0
+    if not defined.any():
+        return {"map_macro": None, "map_micro": None}
+    return {
+        "map_macro": float(average_precision_score(test_targets[:, defined], scores[:, defined], average="macro")),
+        "map_micro": float(average_precision_score(test_targets, scores, average="micro")),
+    }

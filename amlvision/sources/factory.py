@@ -7,8 +7,8 @@ Readers:
   transform is subtracted on whole batches. Any other CNTK transform (crop, scale, color) makes the
   source an ``ImageSource`` over the packed arrays, so CNTK's per-image transforms work on packed
   data too (slower than the vectorised path, still parallel).
-* ``image`` — ``data`` is a CNTK map file, a folder holding ``<split>_map.txt``, or any layout
-  ``amlvision.data.discover.open_collection`` reads; CNTK ``transforms`` per image.
+* ``image`` — ``data`` is one split's ``LabeledImages`` (``Dataset.open(split)``, what train.py passes),
+  a resolved ``Dataset``, or a path ``amlvision.data.resolve`` resolves; CNTK ``transforms`` per image.
 * ``ctf`` — ``data`` is a ``.ctf`` file or a folder from ``amlvision pack --to ctf``
   (``<split>.ctf`` + ``dataset.json``); ``image_shape`` / ``class_names`` come from ``dataset.json``
   beside the file unless given.
@@ -21,7 +21,6 @@ random ones (``color`` and ``randomside`` / ``randomarea`` crops are dropped; ``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,9 @@ from typing import Any
 import numpy as np
 
 from amlvision.augment import BatchAugment
+from amlvision.data.collection import LabeledImages
+from amlvision.data.resolve import Dataset
+from amlvision.formats.datasetjson import read_dataset_json
 from amlvision.sources.base import FULL_DATA_SWEEP, MinibatchSource
 from amlvision.transforms import Crop, Mean, build_transforms
 from amlvision.transforms.base import ImageTransform
@@ -58,20 +60,10 @@ def _mean_image(transforms: list[ImageTransform]) -> np.ndarray | None:
     return means[0].mean_image.numpy() if means else None
 
 
-def _ctf_metadata(path: Path) -> dict[str, Any]:
-    meta_file = (path if path.is_dir() else path.parent) / "dataset.json"
-    if not meta_file.is_file():
-        return {}
-    try:
-        return json.loads(meta_file.read_text())
-    except ValueError as exc:
-        raise ValueError(f"{meta_file}: invalid JSON ({exc})") from None
-
-
 def _make_ctf(data: Path, split: str, mean: np.ndarray | None, options: dict[str, Any], schedule: dict) -> Any:
     from amlvision.sources.ctf_source import CTFSource
 
-    meta = _ctf_metadata(data)
+    meta = read_dataset_json(data)
     file = data / meta.get("files", {}).get(split, f"{split}.ctf") if data.is_dir() else data
     if not file.is_file():
         raise FileNotFoundError(f"{file}: no CTF file for split {split!r}")
@@ -88,7 +80,7 @@ def _make_ctf(data: Path, split: str, mean: np.ndarray | None, options: dict[str
 
 def make_source(
     reader: str,
-    data: str | Path,
+    data: str | Path | Dataset | LabeledImages,
     split: str,
     *,
     train: bool,
@@ -121,7 +113,10 @@ def make_source(
     """
     if reader not in READERS:
         raise ValueError(f"reader must be one of {READERS}, got {reader!r}")
-    data = Path(data)
+    if isinstance(data, Dataset):
+        data = data.open(split) if reader == "image" else data.root
+    elif not isinstance(data, LabeledImages):
+        data = Path(data)
     built = build_transforms(transforms)
     if not train:
         built = build_transforms(eval_transforms) if eval_transforms is not None else _eval_transforms(built)
@@ -150,10 +145,9 @@ def make_source(
         options = {"image_shape": image_shape, "class_names": class_names, "num_classes": num_classes}
         return _make_ctf(data, split, _mean_image(built), options, schedule)
 
-    from amlvision.packed import PackedDataset
+    from amlvision.formats.packed import PackedDataset
 
     if per_image:  # CNTK per-image transforms over the packed arrays
-        from amlvision.data.collection import LabeledImages
         from amlvision.sources.image_source import ImageSource
 
         dataset = PackedDataset(data)

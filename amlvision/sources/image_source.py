@@ -32,26 +32,18 @@ from amlvision.transforms.pipeline import TransformPipeline, TransformsConfig
 def open_images(
     data: str | Path | LabeledImages, split: str | None = None, class_names: list[str] | None = None
 ) -> LabeledImages:
-    """A ``LabeledImages`` from a collection, a CNTK map file, or any layout ``open_collection`` knows."""
+    """A ``LabeledImages``: given, or one split of the path resolved by ``amlvision.data.resolve``."""
     if isinstance(data, LabeledImages):
         return data
-    from amlvision.mapfile import looks_like_map_file, read_map_file
+    from amlvision.data.resolve import resolve
 
-    path = Path(data)
-    if path.is_file() and looks_like_map_file(path):
-        return read_map_file(path, class_names=class_names)
-    if path.is_dir() and split is not None and (path / f"{split}_map.txt").is_file():
-        return read_map_file(path / f"{split}_map.txt", class_names=class_names)
-    from amlvision.data.discover import open_collection
-
-    splits = open_collection(path, class_names=class_names)
+    dataset = resolve(data, class_names=class_names)
     if split is None:
+        splits = dataset.collection()
         if len(splits) != 1:
-            raise ValueError(f"{path}: holds splits {sorted(splits)}; say which one to read")
+            raise ValueError(f"{data}: holds splits {sorted(splits)}; say which one to read")
         return next(iter(splits.values()))
-    if split not in splits:
-        raise ValueError(f"{path}: no split {split!r}; splits are {sorted(splits)}")
-    return splits[split]
+    return dataset.open(split)
 
 
 class _Plans(Dataset):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from amlvision.augment import BatchAugment, offsets_from_uniform
-from amlvision.packed import PackedDataset
+from amlvision.formats.packed import PackedDataset
 from amlvision.sources.base import BatchPlan, MinibatchSource, key_uniform, sample_key
 
 # Streams of key_uniform, one per random decision, so adding one never changes the others.

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from amlvision.submit.conda import pip_requirements
+from amlvision.formats.conda import pip_requirements
 
 # The public image a user's machine pulls; scripts/build-base-image.sh makes a registry-free equivalent.
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"

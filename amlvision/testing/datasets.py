@@ -8,11 +8,11 @@ so an interrupted extraction never looks finished and parallel test runs do not 
 from __future__ import annotations
 
 import os
-import shutil
 import tarfile
-import tempfile
 from collections import defaultdict
 from pathlib import Path
+
+from amlvision.formats.atomic import atomic_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("AMLVISION_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -26,21 +26,10 @@ def _extract_members(archive: Path, dest: Path, keep) -> Path:
         return dest
     if not archive.is_file():
         raise FileNotFoundError(f"{archive} not found; set AMLVISION_SHARED_DATA to the shared data folder")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".partial-", dir=dest.parent))
-    try:
-        with tarfile.open(archive) as tar:
-            for member in tar:
-                if member.isfile() and keep(member.name):
-                    tar.extract(member, tmp, filter="data")
-        try:
-            tmp.rename(dest)
-        except OSError:  # another process finished first
-            if not dest.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_dir(dest, keep_existing=True) as tmp, tarfile.open(archive) as tar:  # keeps a racing copy
+        for member in tar:
+            if member.isfile() and keep(member.name):
+                tar.extract(member, tmp, filter="data")
     return dest
 
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from amlvision.data.images import load_image
+from amlvision.formats.atomic import atomic_dir
 
 
 def build_tiny_cnn(n_classes: int, channels: int = 3):
@@ -90,18 +89,9 @@ def cached_tiny_model(train_dir: str | Path, cache: str | Path, epochs: int = 5)
     key = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
     dest = Path(cache) / f"serving-model-{key}"
     if not (dest / "model.onnx").is_file():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".partial-", dir=dest.parent))
-        try:
+        with atomic_dir(dest, keep_existing=True) as tmp:  # another process may finish first: its copy stays
             train_tiny_model(train_dir, tmp, epochs=epochs)
-            try:
-                tmp.rename(dest)
-            except OSError:  # another process finished first
-                if not (dest / "model.onnx").is_file():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    dest.chmod(0o755)  # mkdtemp made it 0700
+    dest.chmod(0o755)
     for path in dest.iterdir():
         path.chmod(0o644)
     return dest

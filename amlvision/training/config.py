@@ -14,8 +14,10 @@ from typing import Any
 
 import yaml
 
+from amlvision.data.cli_options import add_source_options
 from amlvision.detection.derive import MODES as BOX_MODES
 from amlvision.model_dir import CLASSIFICATION, MULTILABEL, TASKS
+from amlvision.sources.factory import READERS
 from amlvision.sources.sampling import SAMPLERS
 from amlvision.tf import TF_MODELS
 from amlvision.training.balance import WEIGHT_MODES
@@ -23,7 +25,6 @@ from amlvision.training.models import MODELS
 from amlvision.training.recipes import RECIPES
 from amlvision.training.selection import SELECT_METRICS
 
-READERS = ("packed", "image", "ctf")
 ENGINES = ("pytorch", "tensorflow")
 CROP_TYPES = ("none", "center", "randomside", "randomarea")
 
@@ -55,6 +56,15 @@ class TrainConfig:
     outputs: str = "outputs"
     resume: bool = False
     val_fraction: float = 0.1
+    # how to read labels where the layout does not say (amlvision.data.cli_options, as `amlvision pack` takes them)
+    labels_file: str | None = None
+    file_column: int | str | None = None
+    label_column: int | str | None = None
+    delimiter: str | None = None
+    has_header: bool | None = None
+    file_suffix: str | None = None
+    classes: str | None = None
+    label_from_name: str | None = None
     # transforms in CNTK terms (cntk.io.transforms.crop / scale / mean), plus CIFAR pre-padding and flips
     translate: int = 4
     crop_type: str = "none"
@@ -111,10 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
         "then these flags. See docs/training.md.",
     )
     g = p.add_argument_group("data")
-    g.add_argument("--data", help="folder, archive, label file, map file, CTF file, packed dir or 'cifar10'")
+    g.add_argument(
+        "--data",
+        help="folder, archive, label file, map file, CTF file, packed dir or 'cifar10'; name the kind as KIND:PATH "
+        "(packed:, map:, ctf:, folders:, labels:, names:, cifar:) to skip guessing",
+    )
     g.add_argument("--reader", choices=READERS, help="minibatch source: packed (default), image or ctf")
     g.add_argument("--val-fraction", type=float, help="stratified validation split when the data has no test split")
     g.add_argument("--epoch-size", type=int, help="CNTK epoch_size: training samples per epoch (0 = one full sweep)")
+    add_source_options(p)
     g = p.add_argument_group("model and optimiser")
     g.add_argument("--engine", choices=ENGINES, help="pytorch (default) or tensorflow (docs/tensorflow.md)")
     g.add_argument("--model", choices=sorted({*MODELS, *TF_MODELS}), help="network; its recipe sets the defaults below")

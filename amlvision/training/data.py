@@ -1,6 +1,8 @@
-"""Turn ``--data`` / ``--reader`` into a training source and a held-out source.
+"""Turn the resolved ``--data`` (a ``Dataset``, resolved once) and ``--reader`` into training and held-out sources.
 
-Sources come from ``amlvision.sources.factory.make_source`` (``packed``, ``image`` or ``ctf``).
+``--data`` is resolved exactly once, by ``amlvision.data.resolve.resolve`` at the top of
+``load_training_data`` (or by the caller, who passes the ``Dataset``); nothing below asks again what
+kind of data it is. Sources come from ``amlvision.sources.factory.make_source`` (``packed``, ``image`` or ``ctf``).
 
 The held-out split is the data's own test split (``test``, ``validation`` or ``val``) when it has one.
 Otherwise a seeded, stratified ``val_fraction`` of the training split is drawn with scikit-learn's
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +30,12 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from amlvision.packed import PackedDataset, is_packed, write_packed
+from amlvision.data.collection import LabeledImages
+from amlvision.data.resolve import Dataset, SourceOptions, resolve
+from amlvision.formats.packed import PackedDataset, is_packed, write_packed
+from amlvision.formats.splits import DERIVED_HELDOUT, HELDOUT_SPLITS, TRAIN_SPLITS, first_present
 from amlvision.sources.factory import make_source
 from amlvision.training.config import TrainConfig
-
-TEST_SPLITS = ("test", "validation", "val")
-TRAIN_SPLITS = ("train", "all")
 
 
 @dataclass
@@ -92,41 +93,36 @@ def augment_config(cfg: TrainConfig) -> dict[str, Any]:
     return {"flip": "random" if flip else "none", "translate": cfg.translate}
 
 
-def detect_channels(data: str | Path) -> int:
-    """1 when the source's first image is grayscale, else 3 (so gray data trains as gray)."""
-    from PIL import Image
+def source_options(cfg: TrainConfig) -> SourceOptions:
+    """The label-file / file-name options of the run (``amlvision.data.cli_options``) as ``SourceOptions``."""
+    from amlvision.data.cli_options import parse_classes
 
-    from amlvision.data.discover import open_collection
-
-    for items in open_collection(data).values():
-        if not len(items):
-            continue
-        if items.arrays is not None:
-            return 1 if items.arrays.shape[3] == 1 else 3
-        with Image.open(items.paths[0]) as img:
-            return 1 if img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F") else 3
-    return 3
-
-
-def download_cifar10() -> Path:
-    """The official CIFAR-10 python archive via ``amlvision download cifar10`` (md5-verified; offline it explains)."""
-    from amlvision.data.download import DownloadError, fetch
-
-    try:
-        return Path(fetch("cifar10"))
-    except DownloadError as exc:
-        raise ValueError(f"--data cifar10: {exc}") from exc
+    classes = parse_classes(cfg.classes)
+    return SourceOptions(
+        labels_file=cfg.labels_file,
+        file_column=cfg.file_column,
+        label_column=cfg.label_column,
+        delimiter=cfg.delimiter,
+        has_header=cfg.has_header,
+        file_suffix=cfg.file_suffix,
+        class_names=tuple(classes) if classes else None,
+        label_from_name=cfg.label_from_name,
+    )
 
 
-def resolve_packed(cfg: TrainConfig, data: Path) -> Path:
-    """A packed directory for ``data`` (packed once into the cache by ``amlvision.pack.ensure_packed``)."""
-    if data.is_dir() and is_packed(data):
-        return data
+def resolve_data(cfg: TrainConfig) -> Dataset:
+    """``cfg.data`` with the run's source options, resolved (the one call per run)."""
+    return resolve(cfg.data, source_options(cfg))
+
+
+def resolve_packed(cfg: TrainConfig, dataset: Dataset) -> Path:
+    """The packed directory of ``dataset`` (packed once into the cache by ``amlvision.pack.ensure_packed``)."""
+    if dataset.kind == "packed":
+        return dataset.root
     from amlvision.pack import ensure_packed
 
-    channels = cfg.channels or detect_channels(data)
     size = (cfg.scale[1], cfg.scale[0]) if cfg.scale else None
-    return Path(ensure_packed(data, channels=channels, size=size))
+    return Path(ensure_packed(dataset, channels=cfg.channels or None, size=size))
 
 
 def derived_packed(cfg: TrainConfig, data: Path) -> Path:
@@ -162,15 +158,6 @@ def _packed_checksum(packed: PackedDataset) -> str:
     return digest.hexdigest()[:16]
 
 
-def _ctf_splits(data: Path) -> list[str]:
-    meta = data / "dataset.json" if data.is_dir() else data.parent / "dataset.json"
-    if data.is_file():
-        return ["train"]
-    if meta.is_file():
-        return list(json.loads(meta.read_text()).get("files", {}))
-    return [p.stem for p in sorted(data.glob("*.ctf"))]
-
-
 class _Splitter:
     """Writes the stratified train/validation parts in the reader's own format."""
 
@@ -189,7 +176,10 @@ class _Splitter:
             with contextlib.suppress(FileExistsError):  # another rank or run wrote it first
                 write_packed(
                     out,
-                    {"train": (images[train_idx], labels[train_idx]), "validation": (images[val_idx], labels[val_idx])},
+                    {
+                        "train": (images[train_idx], labels[train_idx]),
+                        DERIVED_HELDOUT: (images[val_idx], labels[val_idx]),
+                    },
                     packed.class_names,
                     source={
                         "derived_from": str(path),
@@ -200,56 +190,70 @@ class _Splitter:
                 )
         return out
 
-    def map_files(self, items: Any, train_idx: np.ndarray, val_idx: np.ndarray) -> Path:
+    def map_files(self, items: Any, train_idx: np.ndarray, val_idx: np.ndarray) -> dict[str, LabeledImages]:
+        """The two parts as ``LabeledImages`` (handed to the reader), recorded as map files in ``outputs/data``."""
         if items.paths is None:
             raise ValueError(
                 f"{self.cfg.data}: in-memory images cannot be split for the image reader; use --reader packed"
             )
         folder = self.work / "data"
         folder.mkdir(parents=True, exist_ok=True)
-        for name, idx in (("train", train_idx), ("validation", val_idx)):
+        parts = {}
+        for name, idx in (("train", train_idx), (DERIVED_HELDOUT, val_idx)):
             lines = [f"{Path(items.paths[i]).resolve()}\t{int(items.labels[i])}\n" for i in idx]
             (folder / f"{name}_map.txt").write_text("".join(lines))
-        return folder
+            parts[name] = LabeledImages(
+                class_names=items.class_names,
+                labels=items.labels[idx],
+                paths=[items.paths[i] for i in idx],
+                origin=str(folder / f"{name}_map.txt"),
+            )
+        return parts
 
 
 def load_training_data(
-    cfg: TrainConfig, *, rank: int = 0, world_size: int = 1, device: torch.device | None = None, drop_last: bool = False
+    cfg: TrainConfig,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    device: torch.device | None = None,
+    drop_last: bool = False,
+    dataset: Dataset | None = None,
 ) -> TrainingData:
-    """Open ``cfg.data`` with ``cfg.reader`` and decide the held-out split (see module docstring)."""
-    data = download_cifar10() if cfg.data == "cifar10" else Path(cfg.data)
-    if not data.exists():
-        raise FileNotFoundError(f"--data {cfg.data}: no such file or folder")
+    """Open ``dataset`` (``cfg.data``, resolved here when not given) with ``cfg.reader``; pick the held-out split."""
+    dataset = dataset or resolve_data(cfg)
+    if cfg.from_boxes != "none":  # classification samples derived from the boxes (amlvision/detection/derive.py)
+        if dataset.task != "detection":
+            raise ValueError(f"--from-boxes {cfg.from_boxes}: --data {cfg.data} is a {dataset.kind} dataset, not boxes")
+        dataset = resolve(str(derived_packed(cfg, dataset.root)))
+    if dataset.task != "classification":
+        raise ValueError(
+            f"--data {cfg.data}: a {dataset.kind} dataset ({dataset.task}); this trainer classifies images"
+        )
     class_names: list[str] | None = None
     image_shape: tuple[int, int, int] | None = None
     labels_of = None
-    if cfg.from_boxes != "none":  # issue 12 hook; issue-9d's resolver can make this a `coco:` kind
-        data = derived_packed(cfg, data)
+    data: Any  # what the reader opens: a packed directory, a CTF file/folder, or {split: LabeledImages}
     if cfg.reader == "packed":
-        data = resolve_packed(cfg, data)
+        data = resolve_packed(cfg, dataset)
         packed = PackedDataset(data)
         splits, checksum = packed.splits, _packed_checksum(packed)
         labels_of = packed.labels
     elif cfg.reader == "image":
-        from amlvision.data.discover import open_collection
-        from amlvision.pack import source_fingerprint
-
-        collection = open_collection(data)
-        splits, checksum = list(collection), source_fingerprint(data)[:16]
-        first = next(iter(collection.values()))
-        class_names = first.class_names
-        channels = cfg.channels or detect_channels(data)
-        height, width = first.load(0, channels).shape[:2]
+        data = dataset.collection()
+        splits, checksum = list(data), dataset.fingerprint[:16]
+        class_names = dataset.class_names
+        channels = cfg.channels or dataset.channels
+        height, width = dataset.image_shape[:2]
         image_shape = (channels, height, width)
-        labels_of = lambda split: collection[split].labels  # noqa: E731
+        labels_of = lambda split: data[split].labels  # noqa: E731
     else:
-        from amlvision.pack import source_fingerprint
-
-        splits, checksum = _ctf_splits(data), source_fingerprint(data)[:16]
-    train_split = next((s for s in TRAIN_SPLITS if s in splits), None)
+        data = dataset.root
+        splits, checksum = dataset.splits, dataset.fingerprint[:16]
+    train_split = first_present(TRAIN_SPLITS, splits)
     if train_split is None:
         raise ValueError(f"{cfg.data}: no 'train' or 'all' split to train on (splits: {splits})")
-    heldout_split = next((s for s in TEST_SPLITS if s in splits), None)
+    heldout_split = first_present(HELDOUT_SPLITS, splits)
     split_record: dict[str, Any] = {"train_split": train_split}
     if heldout_split is None:
         if cfg.val_fraction <= 0:
@@ -272,23 +276,28 @@ def load_training_data(
         if cfg.reader == "packed":
             data = splitter.packed(data, train_split, train_idx, val_idx)
         else:
-            data = splitter.map_files(collection[train_split], train_idx, val_idx)
-        train_split, heldout_split, heldout_name = "train", "validation", "validation"
+            data = splitter.map_files(data[train_split], train_idx, val_idx)
+        train_split, heldout_split, heldout_name = "train", DERIVED_HELDOUT, DERIVED_HELDOUT
     else:
         split_record["heldout"] = heldout_split
         heldout_name = heldout_split
+
+    def reader_data(split: str) -> Any:
+        return data[split] if isinstance(data, dict) else data
 
     common = {"seed": cfg.seed, "device": device, "class_names": class_names}
     if cfg.reader == "image":
         common["num_workers"] = cfg.workers
     if image_shape is None:
-        image_shape = tuple(make_source(cfg.reader, data, train_split, train=False, **common).image_shape)
+        image_shape = tuple(
+            make_source(cfg.reader, reader_data(train_split), train_split, train=False, **common).image_shape
+        )
     transforms = transforms_config(cfg, image_shape, always_scale=cfg.reader == "image")
     if cfg.scale:
         image_shape = (image_shape[0], cfg.scale[1], cfg.scale[0])
     train = make_source(
         cfg.reader,
-        data,
+        reader_data(train_split),
         train_split,
         train=True,
         transforms=transforms or None,
@@ -300,8 +309,12 @@ def load_training_data(
         **({"epoch_size": cfg.epoch_size} if cfg.epoch_size else {}),
         **common,
     )
-    heldout = make_source(cfg.reader, data, heldout_split, train=False, transforms=transforms or None, **common)
-    stats = make_source(cfg.reader, data, train_split, train=False, transforms=transforms or None, **common)
+    heldout = make_source(
+        cfg.reader, reader_data(heldout_split), heldout_split, train=False, transforms=transforms or None, **common
+    )
+    stats = make_source(
+        cfg.reader, reader_data(train_split), train_split, train=False, transforms=transforms or None, **common
+    )
     return TrainingData(
         train=train,
         heldout=heldout,

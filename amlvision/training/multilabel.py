@@ -27,7 +27,7 @@ from amlvision.model_dir import MULTILABEL, Preprocess
 from amlvision.tasks import get_task
 from amlvision.training.balance import balance_record
 from amlvision.training.curves import plt
-from amlvision.training.data import derived_packed
+from amlvision.training.data import derived_packed, resolve_data
 from amlvision.training.loop import Trainer
 from amlvision.training.multilabel_metrics import multilabel_heldout_scores, multilabel_metrics
 
@@ -39,7 +39,7 @@ class MultilabelTrainer(Trainer):
 
     def _prepare(self) -> None:
         super()._prepare()
-        packed = derived_packed(self.cfg, Path(self.cfg.data))  # the directory the data was read from
+        packed = derived_packed(self.cfg, resolve_data(self.cfg).root)  # the directory the data was read from
         self.targets = {
             split: torch.from_numpy(load_targets(packed, split).astype(np.float32)).to(self.device)
             for split in ("train", "val")

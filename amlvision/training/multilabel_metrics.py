@@ -104,20 +104,3 @@ def multilabel_heldout_scores(
         "val_weighted_f1": float(f1_score(targets, predicted, average="weighted", zero_division=0)),
         "val_map": float(average_precision_score(targets[:, defined], probabilities[:, defined], average="macro")),
     }
-
-
-def class_prior_map(train_targets: np.ndarray, test_targets: np.ndarray) -> dict[str, float | None]:
-    """mAP of the no-look baseline that scores every image with each class's training frequency.
-
-    A constant score ranks every image equally, so each class's AP is its held-out prevalence;
-    scikit-learn computes it rather than this formula being assumed.
-    """
-    prior = np.asarray(train_targets, np.float64).mean(axis=0)
-    scores = np.broadcast_to(prior, test_targets.shape)
-    defined = test_targets.sum(axis=0) > 0
-    if not defined.any():
-        return {"map_macro": None, "map_micro": None}
-    return {
-        "map_macro": float(average_precision_score(test_targets[:, defined], scores[:, defined], average="macro")),
-        "map_micro": float(average_precision_score(test_targets, scores, average="micro")),
-    }

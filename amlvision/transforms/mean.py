@@ -10,7 +10,7 @@ The file is what CNTK's CIFAR-10 scripts write and ``cv::FileStorage`` reads::
 
 ``data`` holds the image in OpenCV order: rows, then columns, then **BGR** channels. amlvision's
 pixels are RGB ``C x H x W`` (docs/CONTRACTS.md), so the channels are reversed on reading
-(``amlvision.mapfile.read_mean_file`` / ``write_mean_file`` own the file format). The arithmetic
+(``amlvision.formats.meanxml.read_mean_file`` / ``write_mean_file`` own the file format). The arithmetic
 is CNTK's: ``pixel - mean`` in 0-255 units, float32.
 """
 
@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from amlvision.mapfile import MapFileError, read_mean_file
+from amlvision.formats.meanxml import MapFileError, read_mean_file
 from amlvision.transforms.base import BatchTransform
 
 
 def read_mean_chw(path: str | Path) -> np.ndarray:
-    """The mean image of an OpenCV XML mean file as float32 ``C x H x W``, RGB (via ``amlvision.mapfile``)."""
+    """The mean image of an OpenCV XML mean file as float32 ``C x H x W``, RGB (via ``amlvision.formats.meanxml``)."""
     if not Path(path).is_file():
         raise MapFileError(f"{path}: mean file not found")
     return np.ascontiguousarray(read_mean_file(path).transpose(2, 0, 1))

@@ -11,7 +11,7 @@ from azureml.core.runconfig import RunConfiguration
 
 from amlvision.azure import v1
 from amlvision.azure.errors import AzureConfigError
-from amlvision.submit.conda import pip_requirements
+from amlvision.formats.conda import pip_requirements
 
 from ._files import REPO, edit
 

@@ -10,9 +10,9 @@ import pytest
 
 from amlvision import cli
 from amlvision.ctf import CTFError
-from amlvision.data.discover import open_collection
+from amlvision.data.resolve import open_collection
+from amlvision.formats.packed import PackedDataset
 from amlvision.pack import pack
-from amlvision.packed import PackedDataset
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amlvision.mapfile import (
-    MapFileError,
-    looks_like_map_file,
-    read_map_file,
-    read_mean_file,
-    write_map_file,
-    write_mean_file,
-)
+from amlvision.formats.mapfile import MapFileError, looks_like_map_file, read_map_file, write_map_file
+from amlvision.formats.meanxml import read_mean_file, write_mean_file
 
 
 def test_mean_file_layout_is_hwc_bgr_as_cntk_reads_it(tmp_path: Path) -> None:

@@ -18,10 +18,11 @@ from amlvision import cli
 from amlvision.ctf import StreamDef, read_arrays
 from amlvision.data.cifar import write_cifar_batches
 from amlvision.data.collection import LabeledImages
-from amlvision.data.discover import open_collection
-from amlvision.mapfile import read_class_names, read_mean_file
+from amlvision.data.resolve import open_collection
+from amlvision.formats.mapfile import read_class_names
+from amlvision.formats.meanxml import read_mean_file
+from amlvision.formats.packed import PackedDataset, is_packed
 from amlvision.pack import PackError, ensure_packed, pack
-from amlvision.packed import PackedDataset, is_packed
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from amlvision.formats.packed import PackedDataset, PackedFormatError, PackedWriter, is_packed, write_packed
 from amlvision.pack import pack
-from amlvision.packed import PackedDataset, PackedFormatError, PackedWriter, is_packed, write_packed
 
 CLASSES = [f"c{i}" for i in range(10)]
 
@@ -96,7 +96,7 @@ def test_exception_inside_writer_leaves_nothing(tmp_path: Path) -> None:
 
 _SLOW_WRITER = """
 import sys, time, numpy as np
-from amlvision.packed import PackedWriter
+from amlvision.formats.packed import PackedWriter
 with PackedWriter(sys.argv[1], ["a", "b"], (8, 8, 3)) as w:
     for i in range(1000):
         w.add("train", np.full((10, 8, 8, 3), i % 256, np.uint8), np.zeros(10))

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from amlvision.data.cifar import CifarFormatError, read_cifar_batches, write_cifar_batches
-from amlvision.data.discover import SourceError, open_collection
 from amlvision.data.labelfile import LabelFileError
-from amlvision.mapfile import MapFileError, write_map_file
-from amlvision.packed import write_packed
+from amlvision.data.resolve import SourceError, open_collection
+from amlvision.formats.mapfile import MapFileError, write_map_file
+from amlvision.formats.packed import write_packed
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

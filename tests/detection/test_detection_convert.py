@@ -220,3 +220,19 @@ def test_written_coco_loads_in_pycocotools_and_evaluates(derived, coco_tiny_spli
     evaluation.summarize()
     capsys.readouterr()
     assert evaluation.stats[0] == pytest.approx(1.0)  # AP@[.5:.95] of perfect predictions
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_resolver_opens_every_derived_layout_with_these_readers(derived, coco_tiny_splits, fmt: str):
+    """issue-9d's registry (amlvision.data.resolve) recognises each layout as detection data, opened here."""
+    from amlvision.data.resolve import resolve
+
+    dataset = resolve(derived[fmt])
+    assert (dataset.kind, dataset.task) == (fmt, "detection")
+    assert sorted(dataset.splits) == sorted(coco_tiny_splits)
+    opened = dataset.open("val2017")
+    assert opened.class_names == coco_tiny_splits["val2017"].class_names
+    assert sorted(im.path.name for im in opened.images) == sorted(
+        im.path.name for im in coco_tiny_splits["val2017"].images
+    )
+    assert resolve(f"{fmt}:{derived[fmt]}").kind == fmt  # the named form KIND:PATH

@@ -11,8 +11,8 @@ import torch
 
 from amlvision import visualize
 from amlvision.data.collection import convert_array
-from amlvision.data.discover import open_collection
-from amlvision.mapfile import write_mean_file
+from amlvision.data.resolve import open_collection
+from amlvision.formats.meanxml import write_mean_file
 from amlvision.training import tracking
 from amlvision.transforms import TransformPipeline
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from amlvision.data.images import load_image
-from amlvision.packed import write_packed
+from amlvision.formats.packed import write_packed
 
 
 @dataclass

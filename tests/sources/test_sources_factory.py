@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from amlvision.mapfile import write_mean_file
+from amlvision.formats.meanxml import write_mean_file
 from amlvision.sources.factory import make_source
 from amlvision.sources.image_source import ImageSource
 from amlvision.sources.packed_source import PackedSource

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from amlvision.data.discover import open_collection
-from amlvision.mapfile import read_map_file, write_map_file
+from amlvision.data.resolve import open_collection
+from amlvision.formats.mapfile import read_map_file, write_map_file
 from amlvision.sources.image_source import ImageSource
 
 RANDOM_TRANSFORMS = [

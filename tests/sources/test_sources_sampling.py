@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from amlvision.packed import write_packed
+from amlvision.formats.packed import write_packed
 from amlvision.sources.ctf_source import CTFSource
 from amlvision.sources.factory import make_source
 from amlvision.sources.sampling import balanced_order, class_shares

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from amlvision.mapfile import write_mean_file
+from amlvision.formats.meanxml import write_mean_file
 from amlvision.transforms import TransformPipeline, build_transforms, color, crop, mean, scale
 
 RNG = random.Random(0)

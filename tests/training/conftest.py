@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from amlvision.data.discover import open_collection
-from amlvision.packed import write_packed
+from amlvision.data.resolve import open_collection
+from amlvision.formats.packed import write_packed
 
 
 def pack_collection(source: Path, out: Path, channels: int = 3) -> Path:

@@ -18,8 +18,8 @@ import yaml
 from PIL import Image
 from sklearn.metrics import average_precision_score, balanced_accuracy_score, recall_score, roc_auc_score
 
-from amlvision.data.discover import open_collection
-from amlvision.packed import write_packed
+from amlvision.data.resolve import open_collection
+from amlvision.formats.packed import write_packed
 
 from .helpers import predictions
 

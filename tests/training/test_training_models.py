@@ -38,7 +38,7 @@ def test_resnet20_has_twenty_weighted_layers() -> None:
 
 
 def test_fast_whitening_decorrelates_real_patches(cifar_packed) -> None:
-    from amlvision.packed import PackedDataset
+    from amlvision.formats.packed import PackedDataset
 
     images = torch.from_numpy(PackedDataset(cifar_packed).images("train")[:500].copy()).permute(0, 3, 1, 2).float()
     x = (images - images.mean()) / images.std()

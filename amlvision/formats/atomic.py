@@ -1,6 +1,7 @@
-"""Temporary ``.NAME.partial-HOST-PID-XXXX`` folders beside an output, and removal of dead ones.
+"""The one atomic-directory helper: build an output in ``.NAME.partial-HOST-PID-XXXX``, then rename it into place.
 
-Outputs are built in such a folder and renamed into place when complete. A process killed
+``atomic_dir`` is how every output folder of amlvision appears (packed datasets, ``pack --to ctf|map``,
+extracted archives, test data and the cached test model): a folder that exists is complete. A process killed
 mid-write leaves its partial folder behind; the next write of the same output removes it when it
 belongs to a process of this host that no longer exists. Folders of live processes and of other
 hosts (a shared network mount) are left alone.
@@ -8,10 +9,12 @@ hosts (a shared network mount) are left alone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -62,3 +65,33 @@ def make_partial(out: Path) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{_host()}-{os.getpid()}-", dir=out.parent))
     folder.chmod(0o777 & ~_umask())
     return folder
+
+
+@contextlib.contextmanager
+def atomic_dir(out: str | Path, *, overwrite: bool = False, keep_existing: bool = False) -> Iterator[Path]:
+    """Yield an empty partial folder for ``out``; rename it to ``out`` when the block ends without error.
+
+    ``out`` already there: an error, unless ``overwrite`` (the old folder is replaced, never half-deleted
+    in place) or ``keep_existing`` (a cache: another process finished first, its result is kept and
+    ours discarded). On an exception the partial folder is removed and ``out`` is untouched.
+    """
+    out = Path(out)
+    if out.exists() and not (overwrite or keep_existing):
+        raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
+    tmp = make_partial(out)
+    try:
+        yield tmp
+        if out.exists() and overwrite:
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            try:
+                tmp.rename(out)
+            except OSError:
+                if not (keep_existing and out.is_dir()):  # not a lost race with another process: a real failure
+                    raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
