@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("amlvision.commands.download", "download a public dataset (cifar10) and verify its checksum"),
     "inspect": ("amlvision.commands.inspect", "summarise a source or packed dataset"),
     "pack": ("amlvision.commands.pack", "pack a source into ctf, map or packed format"),
+    "why": ("amlvision.commands.why", "measure why classification does badly on box-annotated data (COCO)"),
     "evaluate": ("amlvision.commands.evaluate", "evaluate a trained model directory on a dataset"),
     "predict": ("amlvision.commands.predict", "print top-k labels for image files with ONNX Runtime"),
     "serve": ("amlvision.commands.serve", "run the scoring server locally without Docker"),

@@ -183,3 +183,34 @@ def training_curves(history: Mapping[str, Sequence[float]], *, x: str = "step") 
     fig.suptitle("training run (logged metrics)")
     fig.tight_layout()
     return fig
+
+
+def boxes_figure(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    *,
+    title: str | None = None,
+    inches: float = 6.0,
+) -> Figure:
+    """An image with its ``x1, y1, x2, y2`` pixel boxes outlined and named, one colour per class."""
+    from matplotlib import colormaps
+    from matplotlib.patches import Rectangle
+
+    pixels = displayable(image)
+    height, width = pixels.shape[:2]
+    fig = Figure(figsize=(inches, inches * height / max(1, width) + 0.4), dpi=100)
+    ax = fig.subplots()
+    _draw(ax, pixels)
+    colours = colormaps["tab20"]
+    for box, label in zip(np.asarray(boxes).reshape(-1, 4), labels, strict=True):
+        x1, y1, x2, y2 = (float(v) for v in box)
+        colour = colours(int(label) % 20)
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colour, linewidth=1.5))
+        ax.text(x1, y1, class_names[int(label)], fontsize=7, color="white", va="bottom",
+                bbox={"facecolor": colour, "pad": 1, "linewidth": 0})  # fmt: skip
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from amlvision.data.cli_options import add_source_options
-from amlvision.model_dir import CLASSIFICATION, TASKS
+from amlvision.detection.derive import MODES as BOX_MODES
+from amlvision.model_dir import CLASSIFICATION, MULTILABEL, TASKS
 from amlvision.sources.factory import READERS
 from amlvision.sources.sampling import SAMPLERS
 from amlvision.tf import TF_MODELS
@@ -87,6 +88,11 @@ class TrainConfig:
     class_weights: str = "none"
     sampler: str = "uniform"
     select_metric: str = "last"
+    # classification from box annotations (amlvision/detection/derive.py; issue 12)
+    from_boxes: str = "none"
+    box_context: float = 0.0
+    box_min_size: float = 0.0
+    threshold: float = 0.5
     task: str = CLASSIFICATION  # amlvision/tasks: what is learnt from the labels
 
     def to_dict(self) -> dict[str, Any]:
@@ -185,6 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SELECT_METRICS,
         help="held-out score that picks the exported epoch (default last: the final weights)",
     )
+    g = p.add_argument_group("classification from box annotations (docs/coco_why.md)")
+    g.add_argument(
+        "--from-boxes",
+        choices=("none", *BOX_MODES),
+        help="derive labels from COCO boxes (--data: COCO root or instances JSON): dominant category, "
+        "every box cropped, multilabel (sigmoid + BCE), or context (the target's boxes masked out)",
+    )
+    g.add_argument("--box-context", type=float, help="crops: widen each box by this fraction per side")
+    g.add_argument("--box-min-size", type=float, help="crops: skip boxes whose shorter side is under N pixels")
+    g.add_argument("--threshold", type=float, help="multilabel: probability above which a label is predicted")
     return p
 
 
@@ -214,6 +230,8 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     if model not in RECIPES:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(RECIPES)}")
     values: dict[str, Any] = {**RECIPES[model], **file_values, **args, "model": model}
+    if values.get("from_boxes") == "multilabel" and "task" not in values:
+        values["task"] = MULTILABEL  # the mode implies the task
     cfg = TrainConfig(**values)
     validate(cfg)
     return cfg
@@ -254,6 +272,23 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"select_metric must be one of {SELECT_METRICS}, got {cfg.select_metric!r}")
     if cfg.class_weights not in WEIGHT_MODES and not Path(cfg.class_weights).is_file():
         problems.append(f"class_weights must be one of {WEIGHT_MODES} or a file, got {cfg.class_weights!r}")
+    if cfg.from_boxes != "none":
+        if cfg.from_boxes not in BOX_MODES:
+            problems.append(f"from_boxes must be none or one of {BOX_MODES}, got {cfg.from_boxes!r}")
+        if cfg.reader != "packed" or cfg.engine != "pytorch":
+            problems.append("--from-boxes derives packed data for the pytorch engine (--reader packed)")
+        if cfg.box_context < 0 or cfg.box_min_size < 0:
+            problems.append("box_context and box_min_size must be >= 0")
+    if (cfg.task == MULTILABEL) != (cfg.from_boxes == "multilabel"):
+        problems.append("--task multilabel trains on --from-boxes multilabel data (and that mode on that task)")
+    if cfg.from_boxes == "multilabel":
+        if not 0 < cfg.threshold < 1:
+            problems.append(f"threshold must be in (0, 1), got {cfg.threshold}")
+        if cfg.class_weights != "none" or cfg.sampler != "uniform":
+            problems.append(
+                "multilabel trains with --class-weights none and --sampler uniform (per-class sampling "
+                "and weights assume one label per image)"
+            )
     if cfg.task not in TASKS:
         problems.append(f"task must be one of {TASKS}, got {cfg.task!r}")
     elif cfg.engine == "tensorflow" and cfg.task != CLASSIFICATION:

@@ -125,6 +125,23 @@ def resolve_packed(cfg: TrainConfig, dataset: Dataset) -> Path:
     return Path(ensure_packed(dataset, channels=cfg.channels or None, size=size))
 
 
+def derived_packed(cfg: TrainConfig, data: Path) -> Path:
+    """The packed classification data ``--from-boxes`` derives from COCO boxes (kept with the run's outputs)."""
+    from amlvision.detection.derive import derive_packed
+
+    size = tuple(cfg.scale) if cfg.scale else (32, 32)
+    return derive_packed(
+        data,
+        cfg.from_boxes,
+        size,
+        Path(cfg.outputs) / "data",
+        context=cfg.box_context,
+        min_size=cfg.box_min_size,
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+    )
+
+
 def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     indexes = np.arange(len(labels))
     counts = np.bincount(labels)
@@ -205,6 +222,10 @@ def load_training_data(
 ) -> TrainingData:
     """Open ``dataset`` (``cfg.data``, resolved here when not given) with ``cfg.reader``; pick the held-out split."""
     dataset = dataset or resolve_data(cfg)
+    if cfg.from_boxes != "none":  # classification samples derived from the boxes (amlvision/detection/derive.py)
+        if dataset.task != "detection":
+            raise ValueError(f"--from-boxes {cfg.from_boxes}: --data {cfg.data} is a {dataset.kind} dataset, not boxes")
+        dataset = resolve(str(derived_packed(cfg, dataset.root)))
     if dataset.task != "classification":
         raise ValueError(
             f"--data {cfg.data}: a {dataset.kind} dataset ({dataset.task}); this trainer classifies images"

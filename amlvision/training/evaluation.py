@@ -151,11 +151,13 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path
     """A labelled confusion-matrix heat map with counts (or, ``normalized``, per-true-class fractions) in each cell."""
     k = len(class_names)
     shown = plot_labels(class_names)
-    size = max(5.0, 0.55 * k + 2)
+    # capped: 80 COCO classes would otherwise draw a 4,600-pixel square (23 s on a loaded 2-core CPU)
+    size = min(max(5.0, 0.55 * k + 2), 20.0)
+    ticks = {} if k <= 30 else {"fontsize": 6}
     fig, ax = plt.subplots(figsize=(size, size), dpi=100)
     ax.imshow(matrix, cmap="Blues", **({"vmin": 0, "vmax": 1} if normalized else {}))
-    ax.set_xticks(range(k), labels=shown, rotation=45, ha="right")
-    ax.set_yticks(range(k), labels=shown)
+    ax.set_xticks(range(k), labels=shown, rotation=45, ha="right", **ticks)
+    ax.set_yticks(range(k), labels=shown, **ticks)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if normalized:

@@ -28,7 +28,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from amlvision.model_dir import Preprocess
+from amlvision.model_dir import MULTILABEL, Preprocess
 from amlvision.training import distributed, schedule
 from amlvision.training.balance import balance_record, class_counts, resolve_class_weights
 from amlvision.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, set_rng_state
@@ -84,7 +84,10 @@ class EpochStats:
     def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         n = int(labels.shape[0])
         self.loss_sum += float(loss.detach()) * n
-        self.correct += int((logits.detach().argmax(1) == labels).sum())
+        if labels.ndim == 2:  # multi-hot targets (multilabel): an exactly right label set counts
+            self.correct += int(((logits.detach() > 0) == (labels > 0.5)).all(1).sum())
+        else:
+            self.correct += int((logits.detach().argmax(1) == labels).sum())
         self.count += n
 
 
@@ -393,6 +396,7 @@ class Trainer:
                 continue
             lr, _ = schedule.apply(self.optimizer, cfg, s.global_step / self.total_steps)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            y = self.training_targets(y)
             logits = self.train_model(self.normalize(x))
             loss = self.criterion(logits, y)
             if not torch.isfinite(loss):
@@ -443,11 +447,8 @@ class Trainer:
         totals = torch.tensor([s.stats.loss_sum, s.stats.correct, s.stats.count], dtype=torch.float64)
         distributed.all_reduce_sum(totals)
         loss_sum, correct, count = totals.tolist()
-        eval_model = self.eval_model()
-        probs, labels, val_loss = predict_source(
-            eval_model, self.data.heldout, self.normalize, self.device, cfg.eval_batch_size
-        )
-        scores = heldout_scores(labels, probs, val_loss, len(self.data.class_names))
+        probs, labels, val_loss = self.predict_heldout(self.eval_model())
+        scores = self.heldout_scores(labels, probs, val_loss)
         val_acc = scores["val_accuracy"]
         seconds = s.stats.seconds
         row = {
@@ -486,6 +487,17 @@ class Trainer:
             )
         self._checkpoint()
         distributed.barrier()
+
+    # ------------------------------------------------------------------ task hooks (the multilabel task overrides)
+    def training_targets(self, labels: torch.Tensor) -> torch.Tensor:
+        """What the criterion compares the logits with: the class indexes themselves here."""
+        return labels
+
+    def predict_heldout(self, model: nn.Module) -> tuple[np.ndarray, np.ndarray, float]:
+        return predict_source(model, self.data.heldout, self.normalize, self.device, self.cfg.eval_batch_size)
+
+    def heldout_scores(self, labels: np.ndarray, probs: np.ndarray, loss: float) -> dict[str, float]:
+        return heldout_scores(labels, probs, loss, len(self.data.class_names))
 
     def weights_network(self) -> nn.Module:
         """The weights that are evaluated, selected and exported: the EMA shadow when ``--ema`` is set."""
@@ -626,7 +638,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         from amlvision.tf.trainer import TFTrainer
 
         return TFTrainer(cfg).run()
-    trainer = Trainer(cfg)
+    if cfg.task == MULTILABEL:  # its targets come from the derived table (amlvision/training/multilabel.py)
+        from amlvision.training.multilabel import MultilabelTrainer
+
+        trainer: Trainer = MultilabelTrainer(cfg)
+    else:
+        trainer = Trainer(cfg)
     try:
         return trainer.run()
     finally:
