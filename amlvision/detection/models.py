@@ -72,7 +72,7 @@ def _named_weights(builder: Callable[..., nn.Module], name: str, flag: str) -> W
         raise WeightsError(f"{flag} {name!r}: {builder.__name__} takes {enum.__name__} weights")
     try:
         return enum.verify(short)
-    except ValueError:
+    except (KeyError, ValueError):
         known = ", ".join(["DEFAULT", *(w.name for w in enum)])
         raise WeightsError(f"{flag} {name!r} is neither a file nor one of {enum.__name__}: {known}") from None
 
@@ -80,6 +80,8 @@ def _named_weights(builder: Callable[..., nn.Module], name: str, flag: str) -> W
 def load_state_dict_file(path: str | Path, flag: str = "--weights") -> dict[str, torch.Tensor]:
     """A state dict from ``path``: a bare one, or a checkpoint holding it under ``model``/``state_dict``."""
     path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{flag} {path}: no such file")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -134,6 +136,16 @@ def freeze_batchnorm(module: nn.Module) -> nn.Module:
 
 def _load_detector_file(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    own = model.state_dict()
+    wrong = [
+        f"{k} {tuple(v.shape)} (needs {tuple(own[k].shape)})"
+        for k, v in state.items()
+        if k in own and own[k].shape != v.shape
+    ]
+    if wrong:
+        raise WeightsError(
+            f"--weights {path}: does not match this detector ({len(wrong)} tensors differ, e.g. {wrong[0]})"
+        )
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
     if missing or result.unexpected_keys:
