@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from amlvision.detection.data import is_detection_data
+from amlvision.detection.models import DETECTORS
 from amlvision.sources.sampling import SAMPLERS
 from amlvision.tf import TF_MODELS
 from amlvision.training.balance import WEIGHT_MODES
@@ -23,6 +25,8 @@ from amlvision.training.selection import SELECT_METRICS
 
 READERS = ("packed", "image", "ctf")
 ENGINES = ("pytorch", "tensorflow")
+TASKS = ("auto", "classification", "detection")
+DEFAULT_DETECTOR = "fasterrcnn_mobilenet_v3_large_320_fpn"
 CROP_TYPES = ("none", "center", "randomside", "randomarea")
 
 
@@ -76,6 +80,12 @@ class TrainConfig:
     class_weights: str = "none"
     sampler: str = "uniform"
     select_metric: str = "last"
+    # detection (amlvision/detection/): the task, torchvision weights and the detector's input sizes
+    task: str = "auto"
+    weights: str | None = None
+    backbone_weights: str | None = None
+    min_size: int = 0
+    max_size: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epoch-size", type=int, help="CNTK epoch_size: training samples per epoch (0 = one full sweep)")
     g = p.add_argument_group("model and optimiser")
     g.add_argument("--engine", choices=ENGINES, help="pytorch (default) or tensorflow (docs/tensorflow.md)")
-    g.add_argument("--model", choices=sorted({*MODELS, *TF_MODELS}), help="network; its recipe sets the defaults below")
+    g.add_argument(
+        "--model", choices=sorted({*MODELS, *TF_MODELS, *DETECTORS}), help="network; its recipe sets the defaults below"
+    )
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float, help="peak learning rate (mean loss over the minibatch)")
@@ -125,6 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--final-lr-fraction", type=float, help="onecycle: lr at the end as a fraction of the peak")
     g.add_argument("--ema", type=float, help="evaluate an exponential moving average of the weights (0 = off)")
     g.add_argument("--tta", type=_bool, metavar="BOOL", help="evaluate and export with horizontal-flip TTA")
+    g = p.add_argument_group("detection (docs/detection.md)")
+    g.add_argument(
+        "--task", choices=TASKS, help="auto (default): detection for COCO data (coco:FILE.json) or a detector"
+    )
+    g.add_argument(
+        "--weights", help="detector weights: a torchvision name (DEFAULT, COCO_V1) or a local .pth state dict"
+    )
+    g.add_argument(
+        "--backbone-weights", help="backbone weights: a torchvision name (IMAGENET1K_V1) or a local .pth file"
+    )
+    g.add_argument(
+        "--min-size", type=int, help="detector input: shorter side resized to this (0 = the model's default)"
+    )
+    g.add_argument("--max-size", type=int, help="detector input: cap on the longer side (0 = the model's default)")
     g = p.add_argument_group("transforms (CNTK terms)")
     g.add_argument(
         "--translate",
@@ -192,16 +218,30 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     """Recipe defaults < YAML file < flags, validated."""
     args = vars(build_parser().parse_args(argv))
     file_values = load_yaml(args.pop("config")) if "config" in args else {}
-    model = args.get("model", file_values.get("model", TrainConfig.model))
+    task = resolve_task(args, file_values)
+    model = args.get("model", file_values.get("model", DEFAULT_DETECTOR if task == "detection" else TrainConfig.model))
     if model not in RECIPES:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(RECIPES)}")
-    values: dict[str, Any] = {**RECIPES[model], **file_values, **args, "model": model}
+    values: dict[str, Any] = {**RECIPES[model], **file_values, **args, "model": model, "task": task}
     cfg = TrainConfig(**values)
     validate(cfg)
     return cfg
 
 
+def resolve_task(args: dict[str, Any], file_values: dict[str, Any]) -> str:
+    """--task, or inferred: detection for detection data (coco:..., a COCO JSON) or a detector model."""
+    task = args.get("task", file_values.get("task", "auto"))
+    if task != "auto":
+        return task
+    data = str(args.get("data", file_values.get("data", TrainConfig.data)))
+    model = args.get("model", file_values.get("model"))
+    return "detection" if model in DETECTORS or is_detection_data(data) else "classification"
+
+
 def validate(cfg: TrainConfig) -> None:
+    if cfg.task == "detection" or cfg.model in DETECTORS:
+        validate_detection(cfg)
+        return
     problems = []
     if cfg.reader not in READERS:
         problems.append(f"reader must be one of {READERS}, got {cfg.reader!r}")
@@ -236,5 +276,23 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"select_metric must be one of {SELECT_METRICS}, got {cfg.select_metric!r}")
     if cfg.class_weights not in WEIGHT_MODES and not Path(cfg.class_weights).is_file():
         problems.append(f"class_weights must be one of {WEIGHT_MODES} or a file, got {cfg.class_weights!r}")
+    if problems:
+        raise ValueError("invalid training configuration: " + "; ".join(problems))
+
+
+def validate_detection(cfg: TrainConfig) -> None:
+    problems = []
+    if cfg.task != "detection":
+        problems.append(f"model {cfg.model!r} is a detector; it needs --task detection, got {cfg.task!r}")
+    if cfg.model not in DETECTORS:
+        problems.append(f"--task detection needs a detector model ({', '.join(DETECTORS)}), got {cfg.model!r}")
+    if cfg.engine != "pytorch":
+        problems.append("detection trains on the pytorch engine")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.eval_batch_size < 1:
+        problems.append("epochs, batch_size and eval_batch_size must be positive")
+    if cfg.min_size < 0 or cfg.max_size < 0 or (cfg.min_size and cfg.max_size and cfg.max_size < cfg.min_size):
+        problems.append(f"min_size/max_size must be >= 0 with max_size >= min_size, got {cfg.min_size}/{cfg.max_size}")
+    if not 0 <= cfg.val_fraction < 1:
+        problems.append(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
     if problems:
         raise ValueError("invalid training configuration: " + "; ".join(problems))

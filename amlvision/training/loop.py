@@ -685,7 +685,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         from amlvision.tf.trainer import TFTrainer
 
         return TFTrainer(cfg).run()
-    trainer = Trainer(cfg)
+    if cfg.task == "detection":
+        from amlvision.detection.training import DetectionTrainer
+
+        trainer = DetectionTrainer(cfg)
+    else:
+        trainer = Trainer(cfg)
     try:
         return trainer.run()
     finally:
