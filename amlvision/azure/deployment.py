@@ -33,6 +33,7 @@ from marshmallow.exceptions import ValidationError as SchemaError
 
 from amlvision.azure.errors import AzureConfigError, raise_if_problems
 from amlvision.azure.v1 import AZUREML_BASE_IMAGE, CONDA_FILE
+from amlvision.model_dir import LABELS_FILE, METRICS_FILE, MODEL_FILE, missing_files
 
 TARGETS = ("local", "aci", "aks", "managed")
 MODEL_NAME = "amlvision-cifar10"
@@ -40,8 +41,6 @@ SERVICE_NAME = "amlvision-cifar10"
 ENTRY_SCRIPT = "score.py"
 ENDPOINT_FILE = Path("aml_config/endpoint.yml")
 DEPLOYMENT_FILE = Path("aml_config/deployment.yml")
-# The model directory contract (docs/CONTRACTS.md): what score.py needs at AZUREML_MODEL_DIR.
-MODEL_FILES = ("model.onnx", "labels.json", "preprocess.json")
 # Azure ML asset names: letters, digits, '-', '_' and '.', starting alphanumeric, at most 255 characters.
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 # Web service and online endpoint names: 3-32 characters, a letter first, letters, digits and '-'.
@@ -58,9 +57,10 @@ class DeploymentPlan:
 
 
 def check_model_dir(model_dir: Path) -> list[str]:
+    """What score.py needs at AZUREML_MODEL_DIR (``amlvision.model_dir.SERVING_FILES``) and is not there."""
     if not model_dir.is_dir():
         return [f"model directory {model_dir} does not exist (train first: python train.py --outputs {model_dir})"]
-    return [f"{model_dir / name} is missing" for name in MODEL_FILES if not (model_dir / name).is_file()]
+    return [f"{model_dir / name} is missing" for name in missing_files(model_dir)]
 
 
 def model_registration(model_dir: Path, name: str = MODEL_NAME, description: str | None = None) -> dict[str, Any]:
@@ -71,8 +71,8 @@ def model_registration(model_dir: Path, name: str = MODEL_NAME, description: str
     raise_if_problems("Model.register", problems)
     import onnx
 
-    proto = onnx.load(str(model_dir / "model.onnx"), load_external_data=False)
-    metrics = _read_json(model_dir / "metrics.json")
+    proto = onnx.load(str(model_dir / MODEL_FILE), load_external_data=False)
+    metrics = _read_json(model_dir / METRICS_FILE)
     tags = {"format": "onnx", "opset": str(proto.opset_import[0].version)}
     for key in ("test_accuracy", "accuracy"):
         if isinstance(metrics.get(key), int | float):
@@ -81,7 +81,7 @@ def model_registration(model_dir: Path, name: str = MODEL_NAME, description: str
         "model_path": str(model_dir),
         "model_name": name,
         "tags": tags,
-        "properties": {"labels": ",".join(_read_json(model_dir / "labels.json") or [])},
+        "properties": {"labels": ",".join(_read_json(model_dir / LABELS_FILE) or [])},
         "description": description or "amlvision image classifier (ONNX); score.py serves it",
         "model_framework": Model.Framework.ONNX,
         "model_framework_version": onnx.__version__,

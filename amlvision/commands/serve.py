@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from amlvision.model_dir import MODEL_FILE
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", help="model directory with model.onnx, labels.json, preprocess.json")
@@ -43,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     model_dir = Path(args.model_dir).resolve()
-    if not (model_dir / "model.onnx").is_file():
-        print(f"amlvision serve: {model_dir} has no model.onnx", file=sys.stderr)
+    if not (model_dir / MODEL_FILE).is_file():
+        print(f"amlvision serve: {model_dir} has no {MODEL_FILE}", file=sys.stderr)
         return 2
     problem = _check_model(model_dir)
     if problem:

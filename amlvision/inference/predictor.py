@@ -5,7 +5,6 @@ ONNX Runtime only: this runs in the scoring image, which has no PyTorch.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,9 +15,9 @@ import onnxruntime as ort
 
 from amlvision.inference.decode import decode_file_for_model
 from amlvision.inference.preprocess import PreprocessConfig
-
-INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
+from amlvision.model_dir import DETECTION, MODEL_FILE, ModelDirError, read_model_dir
+from amlvision.tasks import get_task
+from amlvision.tasks.classification import top_k
 
 
 @dataclass(frozen=True)
@@ -53,24 +52,28 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     return options
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
 class Predictor:
-    """An ONNX Runtime session plus the labels and preprocessing it was trained with."""
+    """An ONNX Runtime session plus the labels, preprocessing and task it was trained with.
+
+    For the tasks whose model takes a fixed-size NCHW batch (classification, multilabel); the task
+    (``preprocess.json``'s ``task``, classification for an old directory) turns outputs into scores
+    and answers.
+    """
 
     def __init__(self, model_dir: str | Path, *, threads: int | None = None, max_batch: int = 256):
-        self.model_dir = Path(model_dir)
-        missing = [n for n in ("model.onnx", "labels.json", "preprocess.json") if not (self.model_dir / n).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{self.model_dir}: not a model directory, missing {', '.join(missing)}")
-        self.preprocess = PreprocessConfig.load(self.model_dir / "preprocess.json")
-        self.labels = self._load_labels(self.model_dir / "labels.json")
+        contents = read_model_dir(model_dir, PreprocessConfig)
+        self.model_dir = contents.path
+        self.preprocess: PreprocessConfig = contents.preprocess  # type: ignore[assignment]
+        if self.preprocess.task == DETECTION:
+            raise ModelDirError(
+                f"{self.model_dir}: a detection model (preprocess.json task 'detection'); this predictor "
+                "answers classification and multilabel models"
+            )
+        self.labels = contents.labels
+        self.task = get_task(self.preprocess.task)
+        self.signature = self.preprocess.signature
         self.max_batch = max_batch
-        self.session = self._load_session(self.model_dir / "model.onnx", threads)
+        self.session = self._load_session(self.model_dir / MODEL_FILE, threads)
         self._check_signature()
 
     @staticmethod
@@ -85,30 +88,16 @@ class Predictor:
                 f"({path.stat().st_size:,} bytes), export it again"
             ) from None
 
-    @staticmethod
-    def _load_labels(path: Path) -> list[str]:
-        try:
-            labels = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc}); expected a list of class names") from None
-        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
-            raise ValueError(f"{path}: must be a non-empty JSON list of class names")
-        return labels
-
     def _check_signature(self) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name: o for o in self.session.get_outputs()}
-        where = self.model_dir / "model.onnx"
-        if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
-            raise ValueError(
-                f"{where}: needs input {INPUT_NAME!r} and output {OUTPUT_NAME!r}; "
-                f"has inputs {sorted(inputs)} and outputs {sorted(outputs)}"
-            )
-        shape = inputs[INPUT_NAME].shape
+        where = self.model_dir / MODEL_FILE
+        self.signature.check(list(inputs), list(outputs), where)
+        shape = inputs[self.signature.input].shape
         fixed = [d for d in shape[1:] if isinstance(d, int)]
         if len(shape) != 4 or (len(fixed) == 3 and tuple(fixed) != self.preprocess.chw):
             raise ValueError(f"{where}: input shape {shape} does not match preprocess.json {self.preprocess.chw}")
-        classes = outputs[OUTPUT_NAME].shape[-1]
+        classes = outputs[self.signature.output].shape[-1]
         if isinstance(classes, int) and classes != len(self.labels):
             raise ValueError(f"{where}: {classes} outputs but labels.json names {len(self.labels)} classes")
 
@@ -116,18 +105,25 @@ class Predictor:
         """Run once so the first real request does not pay for ONNX Runtime's lazy initialisation."""
         self.probabilities(np.zeros((1, *self.preprocess.chw), dtype=np.float32))
 
-    def probabilities(self, model_input: np.ndarray) -> np.ndarray:
-        """Softmax probabilities ``N x K`` for a normalised float32 NCHW batch, run in chunks."""
+    def outputs(self, model_input: np.ndarray) -> dict[str, np.ndarray]:
+        """The model's named outputs for a normalised float32 NCHW batch, run in chunks of ``max_batch``."""
+        names = list(self.signature.outputs)
         chunks = [
-            self.session.run([OUTPUT_NAME], {INPUT_NAME: model_input[i : i + self.max_batch]})[0]
+            self.session.run(names, {self.signature.input: model_input[i : i + self.max_batch]})
             for i in range(0, len(model_input), self.max_batch)
         ]
-        logits = np.concatenate(chunks, axis=0).astype(np.float64)
-        return softmax(logits)
+        return {name: np.concatenate([c[j] for c in chunks], axis=0) for j, name in enumerate(names)}
+
+    def probabilities(self, model_input: np.ndarray) -> np.ndarray:
+        """Per-class scores ``N x K`` (softmax for classification, sigmoid per class for multilabel)."""
+        return self.task.scores(self.outputs(model_input))
+
+    def answers(self, scores: np.ndarray, k: int) -> list[dict]:
+        """The task's JSON answer per image (what score.py returns under ``predictions``)."""
+        return self.task.answers(scores, self.labels, k, self.preprocess)
 
     def top_k(self, probabilities: np.ndarray, k: int) -> list[Prediction]:
-        k = max(1, min(k, len(self.labels)))
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        order = top_k(probabilities, k)
         return [
             Prediction(
                 labels=tuple(self.labels[j] for j in row),

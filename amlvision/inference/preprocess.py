@@ -6,15 +6,14 @@ so a file gives the same tensor, and so the same answer, whichever way it reache
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from amlvision.inference.errors import InputError
+from amlvision.model_dir import RESIZE_FILTERS, Preprocess
 
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -25,74 +24,16 @@ _RESAMPLE = {
     "area": Image.Resampling.BOX,
     "hamming": Image.Resampling.HAMMING,
 }
+assert set(_RESAMPLE) == set(RESIZE_FILTERS), "every resize name of the contract needs a Pillow filter"
 
 
 @dataclass(frozen=True)
-class PreprocessConfig:
-    """The contents of ``preprocess.json`` (docs/CONTRACTS.md), validated."""
+class PreprocessConfig(Preprocess):
+    """``preprocess.json`` (the schema of :class:`amlvision.model_dir.Preprocess`) plus the image operations.
 
-    height: int
-    width: int
-    channels: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    resize: str = "bilinear"
-    channel_order: str = "RGB"
-    layout: str = "NCHW"
-    dtype: str = "float32"
-
-    @classmethod
-    def from_dict(cls, raw: dict, source: str = "preprocess.json") -> PreprocessConfig:
-        try:
-            cfg = cls(
-                height=int(raw["height"]),
-                width=int(raw["width"]),
-                channels=int(raw["channels"]),
-                mean=tuple(float(v) for v in raw.get("mean", [0.0] * int(raw["channels"]))),
-                std=tuple(float(v) for v in raw.get("std", [1.0] * int(raw["channels"]))),
-                resize=str(raw.get("resize", "bilinear")).lower(),
-                channel_order=str(raw.get("channel_order", "RGB")).upper(),
-                layout=str(raw.get("layout", "NCHW")).upper(),
-                dtype=str(raw.get("dtype", "float32")).lower(),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{source}: invalid or missing field ({type(exc).__name__}: {exc})") from exc
-        cfg._validate(source)
-        return cfg
-
-    @classmethod
-    def load(cls, path: str | Path) -> PreprocessConfig:
-        path = Path(path)
-        try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-        return cls.from_dict(raw, str(path))
-
-    def _validate(self, source: str) -> None:
-        problems = []
-        if self.height <= 0 or self.width <= 0:
-            problems.append(f"height/width must be positive, got {self.height}x{self.width}")
-        if self.channels not in (1, 3):
-            problems.append(f"channels must be 1 or 3, got {self.channels}")
-        if len(self.mean) != self.channels or len(self.std) != self.channels:
-            problems.append(f"mean and std need {self.channels} values each")
-        if any(s == 0 for s in self.std):
-            problems.append("std values must be non-zero")
-        if self.resize not in _RESAMPLE:
-            problems.append(f"resize {self.resize!r} is not one of {sorted(_RESAMPLE)}")
-        if self.layout != "NCHW":
-            problems.append(f"layout must be NCHW (the ONNX contract), got {self.layout}")
-        if self.dtype != "float32":
-            problems.append(f"dtype must be float32, got {self.dtype}")
-        if self.channels == 3 and self.channel_order != "RGB":
-            problems.append(f"channel_order must be RGB, got {self.channel_order}")
-        if problems:
-            raise ValueError(f"{source}: " + "; ".join(problems))
-
-    @property
-    def chw(self) -> tuple[int, int, int]:
-        return (self.channels, self.height, self.width)
+    Read it with ``PreprocessConfig.load(path)`` / ``from_dict(raw)``; the fields, versions and
+    validation are the model directory contract's, so there is one schema for writers and readers.
+    """
 
     def resize_image(self, image: Image.Image) -> Image.Image:
         """Resize one decoded Pillow image to the model size with the configured interpolation."""

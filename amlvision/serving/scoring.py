@@ -20,11 +20,11 @@ import numpy as np
 
 from amlvision.inference.errors import InputError
 from amlvision.inference.predictor import Predictor
+from amlvision.model_dir import MODEL_FILE
 from amlvision.serving.limits import Limits
 from amlvision.serving.payload import parse_body, parse_top_k
 
 logger = logging.getLogger("amlvision.serving")
-MODEL_FILE = "model.onnx"
 API_KEY_ENV = "AMLVISION_API_KEY"
 MAX_MESSAGE_CHARS = 2000  # a 400 message never grows with the request (parts of it quote the client)
 
@@ -96,7 +96,7 @@ class ScoringService:
                 f"reaches {top:.3g}, far outside the range the model was trained on (normalised pixels lie "
                 "within about -10 to 10)"
             )
-        return {"predictions": [p.to_json() for p in self.predictor.top_k(probabilities, k)]}
+        return {"predictions": self.predictor.answers(probabilities, k)}
 
 
 _service: ScoringService | None = None

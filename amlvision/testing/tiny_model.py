@@ -66,12 +66,13 @@ def train_tiny_model(train_dir: str | Path, out_dir: str | Path, epochs: int = 5
             optimiser.step()
     model.eval()
 
+    from amlvision.model_dir import Preprocess
     from amlvision.training.export import export_onnx  # the same export (and ONNX check) as train.py
 
-    preprocess = {
-        "height": int(height), "width": int(width), "channels": 3, "channel_order": "RGB", "layout": "NCHW",
-        "dtype": "float32", "resize": "bilinear", "mean": mean.tolist(), "std": std.tolist(),
-    }  # fmt: skip
+    preprocess = Preprocess(
+        height=int(height), width=int(width), channels=3, resize="bilinear", mean=tuple(mean.tolist()),
+        std=tuple(std.tolist()),
+    )  # fmt: skip
     out = Path(out_dir)
     export_onnx(model, out, classes, preprocess, check_inputs=x[:64])
     torch.save(model.state_dict(), out / "model.pt")

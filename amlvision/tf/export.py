@@ -18,7 +18,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from amlvision.training.export import ATOL, INPUT_NAME, OPSET, OUTPUT_NAME, RTOL, ExportMismatch, write_model_files
+from amlvision.model_dir import INPUT_NAME, MODEL_FILE, OUTPUT_NAME, Preprocess, write_model_files
+from amlvision.training.export import ATOL, OPSET, RTOL, ExportMismatch
 
 
 def convert(serve: Any, path: Path) -> None:
@@ -65,12 +66,12 @@ def verify(serve: Any, onnx_path: Path, pixels_nchw: np.ndarray) -> dict[str, fl
 
 
 def export_tf_onnx(
-    serve: Any, model_dir: str | Path, class_names: list[str], preprocess: dict[str, Any], check_images_nhwc: np.ndarray
+    serve: Any, model_dir: str | Path, class_names: list[str], preprocess: Preprocess, check_images_nhwc: np.ndarray
 ) -> dict[str, float]:
     """Write model.onnx, labels.json, preprocess.json into ``model_dir``; verify on real uint8 NHWC images."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = model_dir / "model.onnx"
+    onnx_path = model_dir / MODEL_FILE
     convert(serve, onnx_path)
     write_model_files(model_dir, class_names, preprocess)
     pixels = np.ascontiguousarray(check_images_nhwc.transpose(0, 3, 1, 2), dtype=np.float32)

@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from amlvision.model_dir import Preprocess
 from amlvision.tf import data as tfdata
 from amlvision.tf.export import export_tf_onnx
 from amlvision.tf.models import TFNet, build, serving_function, tutorial_crop
@@ -32,6 +33,7 @@ from amlvision.training import schedule
 from amlvision.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from amlvision.training.config import TrainConfig
 from amlvision.training.evaluation import MistakeGallery, evaluate_predictions, per_class_table
+from amlvision.training.inputs import resize_used
 from amlvision.training.loop import (
     EpochStats,
     Interrupted,
@@ -368,25 +370,21 @@ class TFTrainer:
         probabilities = np.concatenate(probs) if probs else np.zeros((0, 0), dtype=np.float32)
         return probabilities, all_labels, loss_sum / max(1, len(all_labels))
 
-    def preprocess(self) -> dict[str, Any]:
+    def preprocess(self) -> Preprocess:
+        """Plain 0-255 pixels: the input stage is inside the graph. Packed data: resized bilinear when packed."""
         channels, height, width = self.data.image_shape
         inside = (
             "central crop {}x{} and per_image_standardization".format(*tutorial_crop(height, width))
             if self.cfg.model == "tf-cifar10"
             else "pixels / 255"
         )
-        return {
-            "height": height,
-            "width": width,
-            "channels": channels,
-            "channel_order": "RGB" if channels == 3 else "L",
-            "layout": "NCHW",
-            "dtype": "float32",
-            "resize": "bilinear",
-            "mean": [0.0] * channels,
-            "std": [1.0] * channels,
-            "in_graph": f"{inside} (inside model.onnx, exported from TensorFlow by tf2onnx)",
-        }
+        return Preprocess(
+            height=height,
+            width=width,
+            channels=channels,
+            resize=resize_used(self.cfg),
+            in_graph=f"{inside} (inside model.onnx, exported from TensorFlow by tf2onnx)",
+        )
 
     def _finish(self) -> dict[str, Any]:
         cfg, data = self.cfg, self.data

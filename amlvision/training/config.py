@@ -16,6 +16,7 @@ import yaml
 
 from amlvision.detection.data import is_detection_data
 from amlvision.detection.models import DETECTORS
+from amlvision.model_dir import CLASSIFICATION, DETECTION, TASKS
 from amlvision.sources.sampling import SAMPLERS
 from amlvision.tf import TF_MODELS
 from amlvision.training.balance import WEIGHT_MODES
@@ -25,7 +26,6 @@ from amlvision.training.selection import SELECT_METRICS
 
 READERS = ("packed", "image", "ctf")
 ENGINES = ("pytorch", "tensorflow")
-TASKS = ("auto", "classification", "detection")
 DEFAULT_DETECTOR = "fasterrcnn_mobilenet_v3_large_320_fpn"
 CROP_TYPES = ("none", "center", "randomside", "randomarea")
 
@@ -80,8 +80,8 @@ class TrainConfig:
     class_weights: str = "none"
     sampler: str = "uniform"
     select_metric: str = "last"
-    # detection (amlvision/detection/): the task, torchvision weights and the detector's input sizes
-    task: str = "auto"
+    task: str = CLASSIFICATION  # amlvision/tasks: what is learnt from the labels
+    # detection (amlvision/detection/): torchvision weights and the detector's input sizes
     weights: str | None = None
     backbone_weights: str | None = None
     min_size: int = 0
@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--model", choices=sorted({*MODELS, *TF_MODELS, *DETECTORS}), help="network; its recipe sets the defaults below"
     )
+    g.add_argument(
+        "--task",
+        choices=TASKS,
+        help="classification (one label per image) or detection (default for COCO data or a detector model)",
+    )
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float, help="peak learning rate (mean loss over the minibatch)")
@@ -138,9 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ema", type=float, help="evaluate an exponential moving average of the weights (0 = off)")
     g.add_argument("--tta", type=_bool, metavar="BOOL", help="evaluate and export with horizontal-flip TTA")
     g = p.add_argument_group("detection (docs/detection.md)")
-    g.add_argument(
-        "--task", choices=TASKS, help="auto (default): detection for COCO data (coco:FILE.json) or a detector"
-    )
     g.add_argument(
         "--weights", help="detector weights: a torchvision name (DEFAULT, COCO_V1) or a local .pth state dict"
     )
@@ -230,16 +232,15 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
 
 def resolve_task(args: dict[str, Any], file_values: dict[str, Any]) -> str:
     """--task, or inferred: detection for detection data (coco:..., a COCO JSON) or a detector model."""
-    task = args.get("task", file_values.get("task", "auto"))
-    if task != "auto":
-        return task
+    if "task" in args or "task" in file_values:
+        return args.get("task", file_values.get("task"))
     data = str(args.get("data", file_values.get("data", TrainConfig.data)))
     model = args.get("model", file_values.get("model"))
-    return "detection" if model in DETECTORS or is_detection_data(data) else "classification"
+    return DETECTION if model in DETECTORS or is_detection_data(data) else TrainConfig.task
 
 
 def validate(cfg: TrainConfig) -> None:
-    if cfg.task == "detection" or cfg.model in DETECTORS:
+    if cfg.task == DETECTION or cfg.model in DETECTORS:
         validate_detection(cfg)
         return
     problems = []
@@ -276,13 +277,24 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"select_metric must be one of {SELECT_METRICS}, got {cfg.select_metric!r}")
     if cfg.class_weights not in WEIGHT_MODES and not Path(cfg.class_weights).is_file():
         problems.append(f"class_weights must be one of {WEIGHT_MODES} or a file, got {cfg.class_weights!r}")
+    if cfg.task not in TASKS:
+        problems.append(f"task must be one of {TASKS}, got {cfg.task!r}")
+    elif cfg.engine == "tensorflow" and cfg.task != CLASSIFICATION:
+        problems.append(f"the tensorflow engine trains classification only, not {cfg.task}")
+    else:
+        from amlvision.tasks import get_task
+
+        try:
+            get_task(cfg.task)
+        except ValueError as exc:
+            problems.append(str(exc))
     if problems:
         raise ValueError("invalid training configuration: " + "; ".join(problems))
 
 
 def validate_detection(cfg: TrainConfig) -> None:
     problems = []
-    if cfg.task != "detection":
+    if cfg.task != DETECTION:
         problems.append(f"model {cfg.model!r} is a detector; it needs --task detection, got {cfg.task!r}")
     if cfg.model not in DETECTORS:
         problems.append(f"--task detection needs a detector model ({', '.join(DETECTORS)}), got {cfg.model!r}")

@@ -1,17 +1,17 @@
 """Export the trained network as the model directory of docs/CONTRACTS.md, and prove ONNX equals PyTorch.
 
-``model.onnx`` (input ``input`` float32 N x C x H x W, N dynamic; output ``logits``), ``labels.json`` and
-``preprocess.json``. After writing, ONNX Runtime runs the file on real images and its logits must
-match PyTorch's within ``|onnx - torch| <= ATOL + RTOL * max|torch|``; otherwise :class:`ExportMismatch`
-is raised and train.py fails, because a model that answers differently in serving is worse than none.
+``model.onnx`` (input ``input`` float32 N x C x H x W, N dynamic; output ``logits``: the names of
+``amlvision.model_dir.SIGNATURES`` for classification and multilabel), ``labels.json`` and
+``preprocess.json`` (written by ``amlvision.model_dir``). After writing, ONNX Runtime runs the file on
+real images and its logits must match PyTorch's within ``|onnx - torch| <= ATOL + RTOL * max|torch|``;
+otherwise :class:`ExportMismatch` is raised and train.py fails, because a model that answers differently
+in serving is worse than none.
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -19,20 +19,15 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from amlvision.model_dir import INPUT_NAME, MODEL_FILE, OUTPUT_NAME, Preprocess, write_model_files
+
 OPSET = 17
 ATOL = 1e-4
 RTOL = 1e-4
-INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
 
 
 class ExportMismatch(RuntimeError):
     """ONNX Runtime's outputs differ from PyTorch's beyond the stated tolerance."""
-
-
-def write_model_files(model_dir: Path, class_names: list[str], preprocess: dict[str, Any]) -> None:
-    (model_dir / "labels.json").write_text(json.dumps(list(class_names), indent=1))
-    (model_dir / "preprocess.json").write_text(json.dumps(preprocess, indent=1))
 
 
 def _export(model: nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -82,7 +77,7 @@ def export_onnx(
     model: nn.Module,
     model_dir: str | Path,
     class_names: list[str],
-    preprocess: dict[str, Any],
+    preprocess: Preprocess,
     check_inputs: torch.Tensor,
 ) -> dict[str, float]:
     """Write model.onnx, labels.json, preprocess.json into ``model_dir`` and verify ONNX against PyTorch.
@@ -93,11 +88,10 @@ def export_onnx(
     model_dir.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").eval()
     check_inputs = check_inputs.detach().to("cpu", torch.float32)
-    shape = (preprocess["channels"], preprocess["height"], preprocess["width"])
-    if tuple(check_inputs.shape[1:]) != shape:
-        raise ValueError(f"check images are {tuple(check_inputs.shape[1:])}, preprocess.json says {shape}")
-    onnx_path = model_dir / "model.onnx"
-    tmp = model_dir / ".model.onnx.tmp"
+    if tuple(check_inputs.shape[1:]) != preprocess.chw:
+        raise ValueError(f"check images are {tuple(check_inputs.shape[1:])}, preprocess.json says {preprocess.chw}")
+    onnx_path = model_dir / MODEL_FILE
+    tmp = model_dir / f".{MODEL_FILE}.tmp"
     _export(model, check_inputs[:2], tmp)
     tmp.replace(onnx_path)
     write_model_files(model_dir, class_names, preprocess)

@@ -28,6 +28,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
+from amlvision.model_dir import Preprocess
 from amlvision.training import distributed, schedule
 from amlvision.training.balance import balance_record, class_counts, resolve_class_weights
 from amlvision.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, set_rng_state
@@ -36,6 +37,7 @@ from amlvision.training.data import TrainingData, load_training_data
 from amlvision.training.ema import WeightEMA
 from amlvision.training.evaluation import MistakeGallery, evaluate_predictions, per_class_table
 from amlvision.training.export import export_onnx
+from amlvision.training.inputs import Normalizer, model_preprocess, scan_training_images
 from amlvision.training.models import FastNet, FlipTTA, build_model
 from amlvision.training.selection import BEST_MODEL_NAME, best_epoch, heldout_scores, selection_record
 from amlvision.training.tracking import NullTracker, Tracker, open_tracker
@@ -70,56 +72,6 @@ class Interrupted(Exception):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-
-
-@dataclass
-class Normalizer:
-    """``(pixel - mean) / std`` per channel in 0-255 units; the same numbers go into preprocess.json."""
-
-    mean: list[float]
-    std: list[float]
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        return (x - mean) / std
-
-
-def scan_training_images(
-    source: Any, mode: str, sample_size: int = 5000, max_images: int = 50_000
-) -> tuple[Normalizer, torch.Tensor]:
-    """One pass over the un-augmented training split: per-channel mean/std and an evenly spaced image sample.
-
-    ``mode``: 'data' (mean and std of the data), 'cntk' (the mean, and 256 as CNTK's ``x / 256``) or
-    'none'. The sample (0-255 pixels) initialises the fast model's whitening layer.
-    """
-    total = min(len(source), max_images)
-    stride = max(1, total // sample_size)
-    sums = sq_sums = None
-    count, seen, picked = 0, 0, []
-    for x, _ in source.iter_epoch(0, 500):
-        x = x.to("cpu", torch.float64)
-        if seen >= total:
-            break
-        x = x[: total - seen]
-        sums = x.sum(dim=(0, 2, 3)) if sums is None else sums + x.sum(dim=(0, 2, 3))
-        sq_sums = (x * x).sum(dim=(0, 2, 3)) if sq_sums is None else sq_sums + (x * x).sum(dim=(0, 2, 3))
-        count += x.shape[0] * x.shape[2] * x.shape[3]
-        offsets = torch.arange(seen, seen + len(x))
-        picked.append(x[offsets % stride == 0].float())
-        seen += len(x)
-    if not count:
-        raise ValueError("the training split is empty")
-    mean = sums / count
-    std = (sq_sums / count - mean * mean).clamp_min(0).sqrt()
-    channels = len(mean)
-    if mode == "none":
-        normalizer = Normalizer([0.0] * channels, [1.0] * channels)
-    elif mode == "cntk":
-        normalizer = Normalizer([round(float(v), 4) for v in mean], [256.0] * channels)
-    else:
-        normalizer = Normalizer([round(float(v), 4) for v in mean], [round(max(float(v), 1e-3), 4) for v in std])
-    return normalizer, torch.cat(picked)[:sample_size]
 
 
 @dataclass
@@ -545,19 +497,8 @@ class Trainer:
         return FlipTTA(model) if self.cfg.tta else model
 
     # ------------------------------------------------------------------ the end
-    def preprocess(self) -> dict[str, Any]:
-        channels, height, width = self.data.image_shape
-        return {
-            "height": height,
-            "width": width,
-            "channels": channels,
-            "channel_order": "RGB" if channels == 3 else "L",
-            "layout": "NCHW",
-            "dtype": "float32",
-            "resize": "bilinear",
-            "mean": self.normalize.mean,
-            "std": self.normalize.std,
-        }
+    def preprocess(self) -> Preprocess:
+        return model_preprocess(self.cfg, self.data.image_shape, self.normalize)
 
     def _select_weights(self) -> dict[str, Any]:
         """Load the weights of the epoch ``--select-metric`` chose (see ``amlvision.training.selection``)."""

@@ -29,11 +29,17 @@ def test_each_reader_trains_resnet20_above_chance(
 ) -> None:
     data = {"packed": cifar_packed, "image": cifar_subset, "ctf": cifar_ctf}[reader]
     outputs = tmp_path / "out"
-    assert main(train_args(data, outputs, "--reader", reader, "--batch-size", "64", "--workers", "0")) == 0
+    # --interpolations cubic: the image reader's scale transform uses it (a no-op at 32x32, so the run is
+    # unchanged); packing resized bilinearly and CTF is stored at size. preprocess.json says which.
+    args = ("--reader", reader, "--batch-size", "64", "--workers", "0", "--interpolations", "cubic")
+    assert main(train_args(data, outputs, *args)) == 0
     metrics = json.loads((outputs / "metrics.json").read_text())
     assert metrics["heldout"] == "test" and metrics["num_samples"] == 500
     assert json.loads((outputs / "labels.json").read_text())[0] == "airplane"
     assert metrics["accuracy"] > 0.2, (reader, metrics["accuracy"])  # chance: 0.1
+    pre = json.loads((outputs / "preprocess.json").read_text())
+    resize = {"packed": "bilinear", "image": "bicubic", "ctf": "bilinear"}[reader]
+    assert (pre["version"], pre["task"], pre["resize"]) == (2, "classification", resize)
 
 
 @pytest.mark.parametrize("reader", ["packed", "image"])
