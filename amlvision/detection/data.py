@@ -122,9 +122,11 @@ def resolve_detection_data(data: str, val_fraction: float, seed: int) -> Detecti
     )
 
 
-def training_transform(flip: bool = True, scale_jitter: tuple[float, float] = SCALE_JITTER) -> v2.Transform:
+def training_transform(
+    flip: bool = True, scale_jitter: tuple[float, float] = SCALE_JITTER, photometric: bool = True
+) -> v2.Transform:
     """Box-aware augmentation: photometric distortion, horizontal flip, scale jitter; then 0-1 floats."""
-    steps: list[v2.Transform] = [v2.RandomPhotometricDistort(p=0.5)]
+    steps: list[v2.Transform] = [v2.RandomPhotometricDistort(p=0.5)] if photometric else []
     if flip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
     if scale_jitter != (1.0, 1.0):

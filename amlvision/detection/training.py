@@ -25,6 +25,7 @@ import yaml
 
 from amlvision.detection import evaluation
 from amlvision.detection.data import (
+    SCALE_JITTER,
     DetectionData,
     DetectionDataset,
     collate,
@@ -59,6 +60,7 @@ RESUME_KEYS = (
     "lr_schedule",
     "val_fraction",
     "flip",
+    "augment",
     "weights",
     "backbone_weights",
     "min_size",
@@ -149,7 +151,8 @@ class DetectionTrainer:
         ).to(self.device)
         self.train_model = distributed.wrap_model(self.model, self.info)
         self.optimizer = make_optimizer(self.model, cfg)
-        self.train_set = DetectionDataset(self.data.train, training_transform(cfg.flip))
+        jitter = SCALE_JITTER if cfg.augment else (1.0, 1.0)
+        self.train_set = DetectionDataset(self.data.train, training_transform(cfg.flip, jitter, cfg.augment))
         self.heldout_set = DetectionDataset(self.data.heldout)
         per_rank = len(epoch_order(len(self.train_set), cfg.seed, 0, self.info.rank, self.info.world_size))
         self.drop_last = per_rank >= cfg.batch_size * 2

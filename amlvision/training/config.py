@@ -86,6 +86,7 @@ class TrainConfig:
     backbone_weights: str | None = None
     min_size: int = 0
     max_size: int = 0
+    augment: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -153,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-size", type=int, help="detector input: shorter side resized to this (0 = the model's default)"
     )
     g.add_argument("--max-size", type=int, help="detector input: cap on the longer side (0 = the model's default)")
+    g.add_argument(
+        "--augment", type=_bool, metavar="BOOL", help="detection: zoom and photometric jitter (flips: --flip)"
+    )
     g = p.add_argument_group("transforms (CNTK terms)")
     g.add_argument(
         "--translate",
