@@ -33,6 +33,7 @@ from amlvision.detection.data import (
     resolve_detection_data,
     training_transform,
 )
+from amlvision.detection.export import export_detection_model
 from amlvision.detection.models import DETECTORS, build_detector
 from amlvision.training import distributed, schedule
 from amlvision.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, set_rng_state
@@ -111,14 +112,46 @@ def export_model(
     max_size: int,
     check_images: list[torch.Tensor],
 ) -> dict[str, Any]:
-    """The one call into the detection export (issue-11s: amlvision.detection.export)."""
-    try:
-        from amlvision.detection.export import export_detection_model
-    except ImportError:  # until issue-11s is merged; the run still writes model.pt and its metrics
-        log.warning("amlvision.detection.export is not installed in this tree; model.onnx not written")
-        return {"exported": False, "reason": "amlvision.detection.export missing"}
+    """The one call into the detection export: model.onnx, labels.json, preprocess.json, ONNX checked."""
+    start = time.perf_counter()
     export_detection_model(model, outputs, class_names, min_size, max_size, check_images)
-    return {"exported": True}
+    return {
+        "exported": True,
+        "check_images": [list(image.shape[1:]) for image in check_images],
+        "seconds": time.perf_counter() - start,
+    }
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, dataset: DetectionDataset, batch_size: int, limit: int = 64) -> None:
+    """Recompute BatchNorm running statistics for the current weights ("precise BN", as detectron2 does).
+
+    Running statistics are a moving average over past steps, whose weights differed; in a short run
+    from random weights at a high learning rate they lag so far that the evaluated model (running
+    statistics) detects nothing while the trained one (batch statistics) fits its data. So before each
+    evaluation the backbone sees up to ``limit`` un-augmented training images in training mode and
+    the statistics become their plain average. Frozen BatchNorm (trained weights) has none to update.
+    Deterministic, and torch's RNG is left as it was, so ``--resume`` stays exact.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if not norms:
+        return
+    was_training = model.training
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[]):
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average over the calls below
+        model.eval()
+        model.backbone.train()
+        count = min(limit, len(dataset))
+        for start in range(0, count, batch_size):
+            images = [dataset[i][0].to(device) for i in range(start, min(start + batch_size, count))]
+            batch, _ = model.transform(images)
+            model.backbone(batch.tensors)
+        for norm in norms:
+            norm.momentum = 0.1
+    model.train(was_training)
 
 
 class DetectionTrainer:
@@ -154,6 +187,7 @@ class DetectionTrainer:
         jitter = SCALE_JITTER if cfg.augment else (1.0, 1.0)
         self.train_set = DetectionDataset(self.data.train, training_transform(cfg.flip, jitter, cfg.augment))
         self.heldout_set = DetectionDataset(self.data.heldout)
+        self.calibration_set = DetectionDataset(self.data.train)  # un-augmented, for recalibrate_batchnorm
         per_rank = len(epoch_order(len(self.train_set), cfg.seed, 0, self.info.rank, self.info.world_size))
         self.drop_last = per_rank >= cfg.batch_size * 2
         self.steps_per_epoch = per_rank // cfg.batch_size if self.drop_last else math.ceil(per_rank / cfg.batch_size)
@@ -340,6 +374,7 @@ class DetectionTrainer:
 
     def _end_epoch(self) -> None:
         cfg, s = self.cfg, self.state
+        recalibrate_batchnorm(self.model, self.calibration_set, max(1, cfg.eval_batch_size))
         distributed.sync_buffers(self.model)
         totals = torch.tensor([*s.stats.sums.values(), s.stats.count], dtype=torch.float64)
         distributed.all_reduce_sum(totals)
@@ -433,7 +468,7 @@ class DetectionTrainer:
             {**{f"final_{k}": result[k] for k in HEADLINE}, "train_seconds": train_seconds}, step=cfg.epochs
         )
         self.tracker.log_table("per_class_ap", evaluation.per_class_table(result))
-        for name in ("metrics.json", "coco_eval.txt", "model.pt"):
+        for name in ("metrics.json", "coco_eval.txt", "model.pt", "model.onnx", "labels.json", "preprocess.json"):
             self.tracker.log_artifact(self.outputs / name)
         log.info(
             "held-out %s: AP %.4f AP50 %.4f AP75 %.4f AR100 %.4f on %d images; outputs in %s\n%s",
