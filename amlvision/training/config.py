@@ -15,8 +15,10 @@ from typing import Any
 import yaml
 
 from amlvision.data.cli_options import add_source_options
+from amlvision.detection.data import is_detection_data
 from amlvision.detection.derive import MODES as BOX_MODES
-from amlvision.model_dir import CLASSIFICATION, MULTILABEL, TASKS
+from amlvision.detection.models import DETECTORS
+from amlvision.model_dir import CLASSIFICATION, DETECTION, MULTILABEL, TASKS
 from amlvision.sources.factory import READERS
 from amlvision.sources.sampling import SAMPLERS
 from amlvision.tf import TF_MODELS
@@ -26,6 +28,7 @@ from amlvision.training.recipes import RECIPES
 from amlvision.training.selection import SELECT_METRICS
 
 ENGINES = ("pytorch", "tensorflow")
+DEFAULT_DETECTOR = "fasterrcnn_mobilenet_v3_large_320_fpn"
 CROP_TYPES = ("none", "center", "randomside", "randomarea")
 
 
@@ -94,6 +97,12 @@ class TrainConfig:
     box_min_size: float = 0.0
     threshold: float = 0.5
     task: str = CLASSIFICATION  # amlvision/tasks: what is learnt from the labels
+    # detection (amlvision/detection/): torchvision weights and the detector's input sizes
+    weights: str | None = None
+    backbone_weights: str | None = None
+    min_size: int = 0
+    max_size: int = 0
+    augment: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -132,8 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_source_options(p)
     g = p.add_argument_group("model and optimiser")
     g.add_argument("--engine", choices=ENGINES, help="pytorch (default) or tensorflow (docs/tensorflow.md)")
-    g.add_argument("--model", choices=sorted({*MODELS, *TF_MODELS}), help="network; its recipe sets the defaults below")
-    g.add_argument("--task", choices=TASKS, help="classification (default: one label per image); see amlvision/tasks")
+    g.add_argument(
+        "--model", choices=sorted({*MODELS, *TF_MODELS, *DETECTORS}), help="network; its recipe sets the defaults below"
+    )
+    g.add_argument(
+        "--task",
+        choices=TASKS,
+        help="classification (one label per image) or detection (default for COCO data or a detector model)",
+    )
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float, help="peak learning rate (mean loss over the minibatch)")
@@ -149,6 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--final-lr-fraction", type=float, help="onecycle: lr at the end as a fraction of the peak")
     g.add_argument("--ema", type=float, help="evaluate an exponential moving average of the weights (0 = off)")
     g.add_argument("--tta", type=_bool, metavar="BOOL", help="evaluate and export with horizontal-flip TTA")
+    g = p.add_argument_group("detection (docs/detection.md)")
+    g.add_argument(
+        "--weights", help="detector weights: a torchvision name (DEFAULT, COCO_V1) or a local .pth state dict"
+    )
+    g.add_argument(
+        "--backbone-weights", help="backbone weights: a torchvision name (IMAGENET1K_V1) or a local .pth file"
+    )
+    g.add_argument(
+        "--min-size", type=int, help="detector input: shorter side resized to this (0 = the model's default)"
+    )
+    g.add_argument("--max-size", type=int, help="detector input: cap on the longer side (0 = the model's default)")
+    g.add_argument(
+        "--augment", type=_bool, metavar="BOOL", help="detection: zoom and photometric jitter (flips: --flip)"
+    )
     g = p.add_argument_group("transforms (CNTK terms)")
     g.add_argument(
         "--translate",
@@ -226,18 +255,33 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     """Recipe defaults < YAML file < flags, validated."""
     args = vars(build_parser().parse_args(argv))
     file_values = load_yaml(args.pop("config")) if "config" in args else {}
-    model = args.get("model", file_values.get("model", TrainConfig.model))
+    task = resolve_task(args, file_values)
+    model = args.get("model", file_values.get("model", DEFAULT_DETECTOR if task == "detection" else TrainConfig.model))
     if model not in RECIPES:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(RECIPES)}")
-    values: dict[str, Any] = {**RECIPES[model], **file_values, **args, "model": model}
-    if values.get("from_boxes") == "multilabel" and "task" not in values:
-        values["task"] = MULTILABEL  # the mode implies the task
+    values: dict[str, Any] = {**RECIPES[model], **file_values, **args, "model": model, "task": task}
     cfg = TrainConfig(**values)
     validate(cfg)
     return cfg
 
 
+def resolve_task(args: dict[str, Any], file_values: dict[str, Any]) -> str:
+    """--task, or inferred: detection for detection data (coco:..., a COCO JSON) or a detector model."""
+    if "task" in args or "task" in file_values:
+        return args.get("task", file_values.get("task"))
+    if args.get("from_boxes", file_values.get("from_boxes")) == "multilabel":
+        return MULTILABEL  # the mode implies the task
+    if args.get("from_boxes", file_values.get("from_boxes", "none")) != "none":
+        return TrainConfig.task  # classification derived from box annotations
+    data = str(args.get("data", file_values.get("data", TrainConfig.data)))
+    model = args.get("model", file_values.get("model"))
+    return DETECTION if model in DETECTORS or is_detection_data(data) else TrainConfig.task
+
+
 def validate(cfg: TrainConfig) -> None:
+    if cfg.task == DETECTION or cfg.model in DETECTORS:
+        validate_detection(cfg)
+        return
     problems = []
     if cfg.reader not in READERS:
         problems.append(f"reader must be one of {READERS}, got {cfg.reader!r}")
@@ -300,5 +344,23 @@ def validate(cfg: TrainConfig) -> None:
             get_task(cfg.task)
         except ValueError as exc:
             problems.append(str(exc))
+    if problems:
+        raise ValueError("invalid training configuration: " + "; ".join(problems))
+
+
+def validate_detection(cfg: TrainConfig) -> None:
+    problems = []
+    if cfg.task != DETECTION:
+        problems.append(f"model {cfg.model!r} is a detector; it needs --task detection, got {cfg.task!r}")
+    if cfg.model not in DETECTORS:
+        problems.append(f"--task detection needs a detector model ({', '.join(DETECTORS)}), got {cfg.model!r}")
+    if cfg.engine != "pytorch":
+        problems.append("detection trains on the pytorch engine")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.eval_batch_size < 1:
+        problems.append("epochs, batch_size and eval_batch_size must be positive")
+    if cfg.min_size < 0 or cfg.max_size < 0 or (cfg.min_size and cfg.max_size and cfg.max_size < cfg.min_size):
+        problems.append(f"min_size/max_size must be >= 0 with max_size >= min_size, got {cfg.min_size}/{cfg.max_size}")
+    if not 0 <= cfg.val_fraction < 1:
+        problems.append(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
     if problems:
         raise ValueError("invalid training configuration: " + "; ".join(problems))

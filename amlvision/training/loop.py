@@ -638,10 +638,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         from amlvision.tf.trainer import TFTrainer
 
         return TFTrainer(cfg).run()
+    trainer: Trainer
     if cfg.task == MULTILABEL:  # its targets come from the derived table (amlvision/training/multilabel.py)
         from amlvision.training.multilabel import MultilabelTrainer
 
-        trainer: Trainer = MultilabelTrainer(cfg)
+        trainer = MultilabelTrainer(cfg)
+    elif cfg.task == "detection":
+        from amlvision.detection.training import DetectionTrainer
+
+        trainer = DetectionTrainer(cfg)
     else:
         trainer = Trainer(cfg)
     try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from amlvision.detection.models import DETECTORS
+
 # ConvNet_CIFAR10_DataAug.py: minibatch 64, lr/sample 0.0015625 (x64 = 0.1) for 20 epochs, then
 # x0.3, x0.1, x0.03, x0.01 at 20/40/60/70 of 80; momentum time constant 0 then 600 (m = e^(-64/600)
 # = 0.899) then 1200 (0.948) at 20/40; L2 0.002; random side crop 0.8 of the 40x40 pre-padded
@@ -131,10 +133,36 @@ KERAS_CNN: dict[str, Any] = {
     "ema": 0.0,
 }
 
+# torchvision's detection reference recipe (SGD 0.02 for 16 images, momentum 0.9, L2 1e-4, warm-up)
+# scaled to CPU batches of 2 images: lr 0.01 with a one-cycle warm-up, horizontal flips.
+DETECTION: dict[str, Any] = {
+    "task": "detection",
+    "epochs": 10,
+    "batch_size": 2,
+    "eval_batch_size": 2,
+    "lr": 0.01,
+    "momentum": 0.9,
+    "unit_gain": False,
+    "nesterov": False,
+    "weight_decay": 1e-4,
+    "lr_schedule": "onecycle",
+    "lr_steps": [],
+    "lr_factors": [],
+    "momentum_steps": [],
+    "momentum_values": [],
+    "warmup": 0.1,
+    "final_lr_fraction": 0.05,
+    "label_smoothing": 0.0,
+    "flip": True,
+    "tta": False,
+    "ema": 0.0,
+}
+
 RECIPES: dict[str, dict[str, Any]] = {
     "convnet": CONVNET,
     "resnet20": RESNET20,
     "fast": FAST,
     "tf-cifar10": TF_CIFAR10,
     "keras-cnn": KERAS_CNN,
+    **dict.fromkeys(DETECTORS, DETECTION),
 }
