@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {"amlvision.transforms", "amlvision.augment", "amlvision.inference", "amlvision.tasks"},
     ),
     ("sources", {"amlvision.sources", "amlvision.visualize"}),
-    ("training", {"amlvision.training", "amlvision.tf"}),
+    ("training", {"amlvision.training", "amlvision.tf", "amlvision.detection.training"}),
     ("serving and cloud", {"amlvision.serving", "amlvision.azure", "amlvision.testing"}),
     ("run targets", {"amlvision.submit"}),
     ("command line", {"amlvision.commands", "amlvision.cli", "amlvision.__main__"}),

@@ -1,9 +1,7 @@
 """Detection training data: which files a ``--data`` value names, the held-out split, and box-aware augmentation.
 
-``resolve_detection_data`` is a small local stand-in for the project resolver's ``coco:`` kind
-(issue-9d, amlvision/data/resolve.py): it accepts ``coco:PATH`` or a path to a COCO instances
-JSON, or a COCO-layout folder (``annotations/instances_<split>.json`` + ``<split>/``). When the
-resolver lands, :func:`is_detection_data` and :func:`resolve_detection_data` become its calls.
+``resolve_detection_data`` takes the splits from the project resolver (``amlvision.data.resolve``: any
+detection kind, named or sniffed) and finds or draws the held-out split.
 
 Augmentation uses torchvision.transforms.v2 on ``tv_tensors.BoundingBoxes``, so a flip or a zoom
 moves the boxes with the pixels: horizontal flip, scale jitter (a zoom in or out about the centre
@@ -13,10 +11,8 @@ Boxes pushed off the canvas are clamped, and those left degenerate are dropped w
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,25 +22,13 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from amlvision.data.resolve import Dataset as ResolvedData
+from amlvision.data.resolve import resolve
 from amlvision.detection.annotations import DetectionSet, ImageBoxes
-from amlvision.detection.coco import read_coco
+from amlvision.formats.splits import DERIVED_HELDOUT, HELDOUT_SPLITS, TRAIN_SPLITS, first_present, split_of
+from amlvision.model_dir import DETECTION
 
-COCO_PREFIX = "coco:"
-TRAIN_SPLITS = ("train", "train2017", "train2014")
-HELDOUT_SPLITS = ("val", "val2017", "val2014", "test", "test2017")
 SCALE_JITTER = (0.75, 1.25)  # zoom range of the training augmentation
-
-
-def _strip(data: str) -> str:
-    return data[len(COCO_PREFIX) :] if data.startswith(COCO_PREFIX) else data
-
-
-def is_detection_data(data: str) -> bool:
-    """``coco:...``, a ``.json`` file, or a folder holding ``annotations/instances_*.json``."""
-    if data.startswith(COCO_PREFIX) or data.endswith(".json"):
-        return True
-    folder = Path(data)
-    return folder.is_dir() and any((folder / "annotations").glob("instances_*.json"))
 
 
 @dataclass
@@ -53,7 +37,7 @@ class DetectionData:
 
     train: DetectionSet
     heldout: DetectionSet
-    heldout_name: str  # "val2017" (the data's own split) or "validation" (drawn from the training JSON)
+    heldout_name: str  # "val2017" (the data's own split) or "validation" (drawn from the training split)
     split: dict[str, Any]
     checksum: str
 
@@ -68,57 +52,43 @@ def _subset(data: DetectionSet, indexes: list[int]) -> DetectionSet:
     )
 
 
-def _checksum(*files: Path) -> str:
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+def resolve_detection_data(data: str | ResolvedData, val_fraction: float, seed: int) -> DetectionData:
+    """The run's training and held-out ``DetectionSet``s from the project resolver (COCO, VOC, CNTK, YOLO).
 
-
-def _split_json(folder: Path, names: tuple[str, ...]) -> Path | None:
-    for name in names:
-        path = folder / "annotations" / f"instances_{name}.json"
-        if path.is_file():
-            return path
-    return None
-
-
-def resolve_detection_data(data: str, val_fraction: float, seed: int) -> DetectionData:
-    """Read the training JSON and find or draw the held-out split (see the module docstring)."""
-    path = Path(_strip(data))
-    if path.is_dir():
-        train_json, heldout_json = _split_json(path, TRAIN_SPLITS), _split_json(path, HELDOUT_SPLITS)
-        if train_json is None:
-            raise FileNotFoundError(f"{path}: no annotations/instances_{{{','.join(TRAIN_SPLITS)}}}.json")
-    elif path.is_file():
-        train_json = path
-        sibling = path.name.replace("train", "val") if "train" in path.name else None
-        heldout_json = path.with_name(sibling) if sibling and path.with_name(sibling).is_file() else None
-    else:
-        raise FileNotFoundError(f"--data {data}: no COCO instances JSON or COCO folder at {path}")
-    train = read_coco(train_json)
-    if heldout_json is not None:
-        heldout = read_coco(heldout_json)
-        if heldout.category_ids != train.category_ids:
-            raise ValueError(f"{heldout_json}: its categories differ from {train_json}'s")
-        return DetectionData(
-            train,
-            heldout,
-            heldout_json.stem.split("_", 1)[-1],
-            {"train": str(train_json), "heldout": str(heldout_json)},
-            _checksum(train_json, heldout_json),
+    ``data`` is ``--data`` or the ``Dataset`` it already resolved to. The held-out split is the data's
+    own (``val2017``, VOC's ``val``/``test``) or, when it has none, ``val_fraction`` of the training
+    images drawn with ``seed``.
+    """
+    dataset = data if isinstance(data, ResolvedData) else resolve(data)
+    if dataset.task != DETECTION:
+        raise ValueError(
+            f"--data {dataset.source}: {dataset.kind} data has no boxes; detection reads COCO, VOC, CNTK or YOLO"
         )
+    splits: dict[str, DetectionSet] = dataset.collection()
+    role = {name: split_of(name) or name for name in splits}
+    train_name = next((n for n in splits if role[n] in TRAIN_SPLITS), None)
+    if train_name is None and len(splits) == 1:
+        train_name = next(iter(splits))
+    if train_name is None:
+        raise ValueError(f"--data {dataset.source}: no training split among {sorted(splits)}")
+    heldout_role = first_present(HELDOUT_SPLITS, [role[n] for n in splits if n != train_name])
+    heldout_name = next((n for n in splits if n != train_name and role[n] == heldout_role), None)
+    train = splits[train_name]
+    checksum = dataset.fingerprint[:16]
+    if heldout_name is not None:
+        heldout = splits[heldout_name]
+        return DetectionData(train, heldout, heldout_name, {"train": train_name, "heldout": heldout_name}, checksum)
     if not 0 < val_fraction < 1:
-        raise ValueError(f"{train_json}: no held-out JSON beside it and --val-fraction {val_fraction} draws none")
+        raise ValueError(f"--data {dataset.source}: no held-out split and --val-fraction {val_fraction} draws none")
     order = np.random.default_rng(seed).permutation(len(train.images))
     count = max(1, round(len(order) * val_fraction))
     val_idx, train_idx = sorted(order[:count].tolist()), sorted(order[count:].tolist())
     return DetectionData(
         _subset(train, train_idx),
         _subset(train, val_idx),
-        "validation",
-        {"train": str(train_json), "validation_indexes": val_idx, "val_fraction": val_fraction, "seed": seed},
-        _checksum(train_json),
+        DERIVED_HELDOUT,
+        {"train": train_name, "validation_indexes": val_idx, "val_fraction": val_fraction, "seed": seed},
+        checksum,
     )
 
 

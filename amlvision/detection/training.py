@@ -170,7 +170,7 @@ class DetectionTrainer:
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.outputs.mkdir(parents=True, exist_ok=True)
-        self.data: DetectionData = resolve_detection_data(cfg.data, cfg.val_fraction, cfg.seed)
+        self.data: DetectionData = resolve_detection_data(cfg.resolved or cfg.data, cfg.val_fraction, cfg.seed)
         self.min_size, self.max_size = model_sizes(cfg)
         torch.manual_seed(cfg.seed)
         self.model = build_detector(
@@ -411,14 +411,16 @@ class DetectionTrainer:
 
     # ------------------------------------------------------------------ the end
     def _check_images(self, count: int = 2) -> list[torch.Tensor]:
-        """Held-out images of different sizes (the export's ONNX-vs-PyTorch check needs at least two)."""
+        """Images of different sizes for the export's ONNX-vs-PyTorch check (it needs at least two):
+        held-out images first, then training images when the held-out split has fewer sizes."""
         picked, sizes = [], set()
-        for i, image in enumerate(self.data.heldout.images):
-            if (image.height, image.width) not in sizes:
-                sizes.add((image.height, image.width))
-                picked.append(self.heldout_set[i][0])
-            if len(picked) == count:
-                break
+        for images in (self.heldout_set, DetectionDataset(self.data.train)):
+            for i, image in enumerate(images.data.images):
+                if (image.height, image.width) not in sizes:
+                    sizes.add((image.height, image.width))
+                    picked.append(images[i][0])
+                if len(picked) == count:
+                    return picked
         return picked
 
     def _finish(self) -> dict[str, Any]:

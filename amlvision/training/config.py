@@ -7,6 +7,7 @@ Every flag has a YAML key of the same name with dashes turned into underscores.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import yaml
 
 from amlvision.data.cli_options import add_source_options
-from amlvision.detection.data import is_detection_data
+from amlvision.data.resolve import Dataset
 from amlvision.detection.derive import MODES as BOX_MODES
 from amlvision.detection.models import DETECTORS
 from amlvision.model_dir import CLASSIFICATION, DETECTION, MULTILABEL, TASKS
@@ -104,8 +105,12 @@ class TrainConfig:
     max_size: int = 0
     augment: bool = True
 
+    # ``--data`` resolved by parse_config when the task had to be read from the data; the run reuses it
+    # instead of resolving again. Not a setting: never saved, compared or logged.
+    resolved: Dataset | None = field(default=None, repr=False, compare=False)
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "resolved"}
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -255,27 +260,42 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     """Recipe defaults < YAML file < flags, validated."""
     args = vars(build_parser().parse_args(argv))
     file_values = load_yaml(args.pop("config")) if "config" in args else {}
-    task = resolve_task(args, file_values)
-    model = args.get("model", file_values.get("model", DEFAULT_DETECTOR if task == "detection" else TrainConfig.model))
+    given = {**file_values, **args}
+    task, dataset = resolve_task(given)
+    model = given.get("model", DEFAULT_DETECTOR if task == DETECTION else TrainConfig.model)
     if model not in RECIPES:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(RECIPES)}")
-    values: dict[str, Any] = {**RECIPES[model], **file_values, **args, "model": model, "task": task}
-    cfg = TrainConfig(**values)
+    values: dict[str, Any] = {**RECIPES[model], **given, "model": model, "task": task}
+    cfg = TrainConfig(**values, resolved=dataset)
     validate(cfg)
     return cfg
 
 
-def resolve_task(args: dict[str, Any], file_values: dict[str, Any]) -> str:
-    """--task, or inferred: detection for detection data (coco:..., a COCO JSON) or a detector model."""
-    if "task" in args or "task" in file_values:
-        return args.get("task", file_values.get("task"))
-    if args.get("from_boxes", file_values.get("from_boxes")) == "multilabel":
-        return MULTILABEL  # the mode implies the task
-    if args.get("from_boxes", file_values.get("from_boxes", "none")) != "none":
-        return TrainConfig.task  # classification derived from box annotations
-    data = str(args.get("data", file_values.get("data", TrainConfig.data)))
-    model = args.get("model", file_values.get("model"))
-    return DETECTION if model in DETECTORS or is_detection_data(data) else TrainConfig.task
+def resolve_task(given: dict[str, Any]) -> tuple[str, Dataset | None]:
+    """``--task``, or what the settings imply, or what the data is: then ``--data`` is resolved here, once.
+
+    Returns the task and the resolved data when it had to be resolved (the run takes it from
+    ``TrainConfig.resolved``). Data that cannot be resolved is left for the run to report, with its
+    own error, when it opens the data.
+    """
+    if "task" in given:
+        return given["task"], None
+    if given.get("from_boxes", "none") == "multilabel":
+        return MULTILABEL, None  # the mode implies the task
+    if given.get("from_boxes", "none") != "none":
+        return CLASSIFICATION, None  # classification derived from box annotations
+    if given.get("model") in DETECTORS:
+        return DETECTION, None
+    if "data" not in given:
+        return CLASSIFICATION, None  # the default data is CIFAR-10
+    from amlvision.training.data import resolve_data  # the run's one resolution, with its source options
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    try:
+        dataset = resolve_data(TrainConfig(**{k: v for k, v in given.items() if k in fields}))
+    except (ValueError, OSError):
+        return CLASSIFICATION, None
+    return (DETECTION if dataset.task == DETECTION else CLASSIFICATION), dataset
 
 
 def validate(cfg: TrainConfig) -> None:

@@ -221,7 +221,7 @@ def load_training_data(
     dataset: Dataset | None = None,
 ) -> TrainingData:
     """Open ``dataset`` (``cfg.data``, resolved here when not given) with ``cfg.reader``; pick the held-out split."""
-    dataset = dataset or resolve_data(cfg)
+    dataset = dataset or cfg.resolved or resolve_data(cfg)
     if cfg.from_boxes != "none":  # classification samples derived from the boxes (amlvision/detection/derive.py)
         if dataset.task != "detection":
             raise ValueError(f"--from-boxes {cfg.from_boxes}: --data {cfg.data} is a {dataset.kind} dataset, not boxes")

@@ -82,7 +82,7 @@ def test_coco_folder_uses_its_val_split_and_a_lone_json_draws_one(tmp_path: Path
     assert (
         drawn.split["validation_indexes"] == resolve_detection_data(f"coco:{lone}", 0.25, 3).split["validation_indexes"]
     )
-    with pytest.raises(FileNotFoundError, match="no COCO instances JSON"):
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
         resolve_detection_data("coco:/nonexistent/instances.json", 0.1, 0)
 
 

@@ -38,7 +38,7 @@ OVERFIT_OPTIONS = ("--lr-schedule", "constant", "--seed", "0", "--lr", "0.02")
 def run_args(data: Path, outputs: Path, *extra: str) -> list[str]:
     return [
         "--data",
-        f"coco:{data / 'annotations' / 'instances_train2017.json'}",
+        f"coco:{data}",
         "--outputs",
         str(outputs),
         *SIZES,
@@ -79,7 +79,7 @@ def test_overfit_loss_falls_and_ap50_rises_well_above_the_untrained_model(few: P
     assert last["loss_classifier"] < first["loss_classifier"] and last["loss_objectness"] < first["loss_objectness"]
 
     # the untrained model: same seed, same construction as the run's
-    data = resolve_detection_data(f"coco:{few / 'annotations' / 'instances_train2017.json'}", 0.0, 0)
+    data = resolve_detection_data(f"coco:{few}", 0.0, 0)
     torch.manual_seed(0)
     untrained = build_detector(MODEL, len(data.class_names), min_size=160, max_size=267, **CPU_DETECTOR_OPTIONS)
     recalibrate_batchnorm(untrained, DetectionDataset(data.train), 2)  # evaluated as the run evaluates
@@ -180,7 +180,7 @@ def test_sigterm_then_resume_ends_with_the_uninterrupted_weights(few: Path, tmp_
 
 
 def test_task_inference_and_errors(few: Path, tmp_path: Path):
-    data = f"coco:{few / 'annotations' / 'instances_train2017.json'}"
+    data = f"coco:{few}"
     assert parse_config(["--data", data]).model == MODEL
     assert parse_config(["--data", str(few)]).task == "detection"  # a COCO-layout folder
     assert parse_config(["--data", "cifar10"]).task == "classification"

@@ -126,3 +126,46 @@ def test_hostile_xml_is_a_skipped_file_not_an_expansion(tmp_path: Path, real_ima
     with pytest.warns(UserWarning, match="bomb.xml"):
         ds = read_voc_pair(tmp_path, tmp_path)
     assert ds.images == [] and ds.invalid[0].index == WHOLE_FILE and "DTD" in ds.invalid[0].reason
+
+
+def test_flat_pair_with_bad_entries_trains_skipping_exactly_those(tmp_path: Path, real_images: list[Path]):
+    """train.py on the same broken pair: detection is read from the data, the three bad entries are skipped
+    with warnings naming them, and the run ends with metrics and a checked model.onnx."""
+    import json
+
+    from amlvision.training.config import parse_config
+    from amlvision.training.loop import train
+
+    root = tmp_path / "inspection"
+    (root / "photos").mkdir(parents=True)
+    (root / "labels_xml").mkdir()
+    (root / "labels.txt").write_text("scratch\ndent\n")
+    sizes = []
+    for i, image in enumerate(real_images):
+        shutil.copy(image, root / "photos" / f"part{i}.jpg")
+        sizes.append(image_size(image))
+    (w0, h0), (w1, h1) = sizes[0], sizes[1]
+    xml = root / "labels_xml"
+    boxes0 = [("scratch", (5, 5, 50, 50), 0), ("dent", (w0 - 20, 10, w0 + 30, 40), 0)]
+    (xml / "part0.xml").write_text(_xml("part0.jpg", (w0, h0), boxes0))
+    (xml / "part1.xml").write_text(
+        _xml("part1.jpg", (w1, h1), [("rust", (5, 5, 50, 50), 0), ("dent", (9, 9, 60, 80), 0)])
+    )
+    (xml / "part2.xml").write_text("<annotation><object><name>scratch</name><bndbox><xmin>1")  # broken
+    (xml / "part3.xml").write_text(_xml("part3.jpg", sizes[3], [("scratch", (20, 20, 90, 70), 0)]))
+
+    outputs = tmp_path / "out"
+    argv = ["--data", str(root), "--outputs", str(outputs), "--epochs", "1", "--batch-size", "2"]
+    argv += ["--min-size", "128", "--max-size", "192", "--val-fraction", "0.34", "--threads", "2", "--progress", "log"]
+    with pytest.warns(UserWarning) as caught:
+        cfg = parse_config(argv)
+        assert cfg.task == "detection" and cfg.resolved is not None and cfg.resolved.kind == "voc"
+        train(cfg)
+    messages = [str(w.message) for w in caught if "object[" in str(w.message) or "part2.xml" in str(w.message)]
+    assert len(messages) == 3, messages
+    assert "part0.xml: object[1]" in messages[0] and "part1.xml: object[0]" in messages[1]
+    assert str(xml / "part2.xml") in messages[2]
+    metrics = json.loads((outputs / "metrics.json").read_text())
+    assert metrics["task"] == "detection" and metrics["export"]["exported"]
+    assert json.loads((outputs / "labels.json").read_text()) == ["scratch", "dent"]
+    assert (outputs / "model.onnx").is_file()
