@@ -34,7 +34,7 @@ def apply(optimizer, cfg: TrainConfig, progress: float) -> tuple[float, float]:
     """Set lr and momentum of every parameter group; unit-gain momentum uses dampening = momentum."""
     lr, momentum = lr_at(cfg, progress), momentum_at(cfg, progress)
     for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
+        group["lr"] = lr
         group["momentum"] = momentum
         group["dampening"] = momentum if cfg.unit_gain else 0.0
         group["nesterov"] = cfg.nesterov and momentum > 0
