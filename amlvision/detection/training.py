@@ -38,8 +38,12 @@ from amlvision.detection.models import DETECTORS, build_detector
 from amlvision.training import distributed, schedule
 from amlvision.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, set_rng_state
 from amlvision.training.config import TrainConfig
-from amlvision.training.loop import Interrupted, _SignalGuard, git_commit, make_optimizer, pick_device, seed_everything
+from amlvision.training.interrupt import Interrupted
+from amlvision.training.interrupt import SignalGuard as _SignalGuard
+from amlvision.training.runlog import git_commit
+from amlvision.training.schedule import make_optimizer
 from amlvision.training.tracking import NullTracker, Tracker, open_tracker
+from amlvision.training.trainer import pick_device, seed_everything
 
 log = logging.getLogger("amlvision.train.detection")
 

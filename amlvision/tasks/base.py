@@ -63,6 +63,15 @@ class Task:
         raise self._missing("answers")
 
     # ------------------------------------------------------------------ training (PyTorch inside)
+    def trainer(self, cfg: Any) -> Any | None:
+        """A training run of the task's own (an object with ``run() -> metrics``), or None for the shared one.
+
+        None (the default) trains with :class:`amlvision.training.trainer.Trainer`, which asks this
+        task for the hooks below; a task whose training step has another shape (e.g. detection's
+        model that returns its own losses) returns its trainer here instead.
+        """
+        return None
+
     def criterion(self, class_weights: Sequence[float] | None, label_smoothing: float, device: Any) -> nn.Module:
         """The training loss ``criterion(outputs, targets)``."""
         raise self._missing("criterion")

@@ -76,6 +76,13 @@ class DetectionTask(Task):
             found.append(Detection(labels[int(indexes[i])], float(scores[i]), corners))  # type: ignore[arg-type]
         return found
 
+    # ------------------------------------------------------------------ training
+    def trainer(self, cfg: Any) -> Any:
+        """The detector returns its own losses and is evaluated with COCOeval: its own trainer."""
+        from amlvision.detection.training import DetectionTrainer
+
+        return DetectionTrainer(cfg)
+
     # ------------------------------------------------------------------ export
     def export(
         self, model: nn.Module, out_dir: Path, class_names: list[str], preprocess: Preprocess, check_inputs: Any

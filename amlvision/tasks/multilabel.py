@@ -53,6 +53,12 @@ class Multilabel(Task):
         return answers
 
     # ------------------------------------------------------------------ training
+    def trainer(self, cfg: Any) -> Any:
+        """Multi-hot targets are looked up per sample from the derived table: its own trainer does that."""
+        from amlvision.training.multilabel import MultilabelTrainer
+
+        return MultilabelTrainer(cfg)
+
     def criterion(self, class_weights: Sequence[float] | None, label_smoothing: float, device: Any) -> nn.Module:
         import torch
 

@@ -59,7 +59,3 @@ def cifar10_png_full() -> Path:
 def kaggle_sample_dir() -> Path:
     """The Kaggle-layout sample (read-only in shared data; use it in place)."""
     return SHARED_DATA / "cifar10-kaggle-sample"
-
-
-def coco_tiny_dir() -> Path:
-    return SHARED_DATA / "coco-tiny"

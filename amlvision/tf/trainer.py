@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-from tqdm import tqdm
 
 from amlvision.model_dir import Preprocess
 from amlvision.tf import data as tfdata
@@ -30,18 +28,20 @@ from amlvision.tf.export import export_tf_onnx
 from amlvision.tf.models import TFNet, build, serving_function, tutorial_crop
 from amlvision.tf.runtime import keras, tf
 from amlvision.training import schedule
-from amlvision.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from amlvision.training.checkpoint import (
+    CHECKPOINT_NAME,
+    EpochStats,
+    RunState,
+    check_resumable,
+    load_checkpoint,
+    save_checkpoint,
+)
 from amlvision.training.config import TrainConfig
+from amlvision.training.epochs import EpochProgress, history_row
 from amlvision.training.evaluation import MistakeGallery, evaluate_predictions, per_class_table
 from amlvision.training.inputs import resize_used
-from amlvision.training.loop import (
-    EpochStats,
-    Interrupted,
-    RunState,
-    _SignalGuard,
-    git_commit,
-    resume_differences,
-)
+from amlvision.training.interrupt import Interrupted, SignalGuard
+from amlvision.training.runlog import git_commit, logged_params, write_run_files
 from amlvision.training.tracking import Tracker, open_tracker
 
 log = logging.getLogger("amlvision.train")
@@ -145,16 +145,11 @@ class TFTrainer:
         }
 
     def _checkpoint(self) -> None:
-        s = self.state
         save_checkpoint(
             self.outputs / CHECKPOINT_NAME,
             engine="tensorflow",
             **self._snapshot(),
-            epoch=s.epoch,
-            step_in_epoch=s.step_in_epoch,
-            global_step=s.global_step,
-            history=s.history,
-            stats=vars(s.stats),
+            **self.state.checkpoint_fields(),
             config=self.cfg.to_dict(),
             data_checksum=self.data.checksum,
         )
@@ -164,13 +159,7 @@ class TFTrainer:
         ckpt = load_checkpoint(path)
         if ckpt.get("engine") != "tensorflow":
             raise ValueError(f"{path}: a PyTorch checkpoint; resume it without --engine tensorflow")
-        saved = ckpt.get("config", {})
-        differ = resume_differences(saved, self.cfg)
-        if differ:
-            detail = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(self.cfg, k)!r}" for k in differ)
-            raise ValueError(f"{path}: cannot resume, the configuration changed ({detail})")
-        if ckpt.get("data_checksum") != self.data.checksum:
-            raise ValueError(f"{path}: cannot resume, the data changed")
+        check_resumable(ckpt, self.cfg, self.data.checksum, path)
         for var, value in zip(self.net.model.weights, ckpt["model"], strict=True):
             var.assign(value)
         for var, value in zip(self.optimizer.variables, ckpt["optimizer"], strict=True):
@@ -178,13 +167,7 @@ class TFTrainer:
         if self.ema is not None:
             for var, value in zip(self.ema.shadow, ckpt["ema"], strict=True):
                 var.assign(value)
-        self.state = RunState(
-            epoch=ckpt["epoch"],
-            step_in_epoch=ckpt["step_in_epoch"],
-            global_step=ckpt["global_step"],
-            history=ckpt["history"],
-            stats=EpochStats(**ckpt["stats"]),
-        )
+        self.state = RunState.from_checkpoint(ckpt)
         log.info(
             "resumed from %s at epoch %d, step %d of the epoch", path, self.state.epoch + 1, self.state.step_in_epoch
         )
@@ -195,7 +178,7 @@ class TFTrainer:
         status = "failed"
         try:
             self._start_logging()
-            with _SignalGuard() as guard:
+            with SignalGuard() as guard:
                 while self.state.epoch < self.cfg.epochs:
                     self._train_epoch(guard)
             metrics = self._finish()
@@ -209,20 +192,18 @@ class TFTrainer:
 
     def _start_logging(self) -> None:
         cfg, data = self.cfg, self.data
-        (self.outputs / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        if data.split.get("validation_indexes") is not None:
-            (self.outputs / "split.json").write_text(json.dumps(data.split))
+        write_run_files(self.outputs, cfg, data.split)
         self.tracker.set_tags(
             {
                 "data_checksum": data.checksum,
                 "model": cfg.model,
                 "engine": f"tensorflow {tf.__version__} (keras {keras.__version__})",
-                "git_commit": git_commit(Path(__file__).resolve().parents[2]),
+                "git_commit": git_commit(),
                 "reader": cfg.reader,
                 "heldout": data.heldout_name,
             }
         )
-        self.tracker.log_params({k: v for k, v in cfg.to_dict().items() if k != "resume"})
+        self.tracker.log_params(logged_params(cfg))
         log.info(
             "tensorflow %s: data %s: %d training images, held-out %s: %d images, %d classes, checksum %s",
             tf.__version__,
@@ -242,7 +223,7 @@ class TFTrainer:
             cfg.batch_size,
         )
 
-    def _train_epoch(self, guard: _SignalGuard) -> None:
+    def _train_epoch(self, guard: SignalGuard) -> None:
         cfg, s = self.cfg, self.state
         skip = s.step_in_epoch
         if not skip:
@@ -257,16 +238,7 @@ class TFTrainer:
             skip=skip,
             augment=self.augment,
         )
-        bar = tqdm(
-            total=self.steps_per_epoch,
-            initial=skip,
-            desc=f"epoch {s.epoch + 1}/{cfg.epochs}",
-            disable=not self.interactive,
-            leave=False,
-            unit="batch",
-        )
-        log_every = max(1, self.steps_per_epoch // 5)
-        start = time.perf_counter()
+        progress = EpochProgress(s, cfg, self.steps_per_epoch, interactive=self.interactive, show=True)
         for index, (x, y) in enumerate(batches, start=skip):
             lr = schedule.lr_at(cfg, s.global_step / self.total_steps)
             loss, logits = self.train_step(x, y, tf.constant(lr, tf.float32))
@@ -275,57 +247,22 @@ class TFTrainer:
                 raise FloatingPointError(
                     f"loss became {loss_value} at epoch {s.epoch + 1} step {index + 1}; lower --lr (now {lr:g})"
                 )
-            n = int(y.shape[0])
-            s.stats.loss_sum += loss_value * n
-            s.stats.correct += int(np.sum(np.argmax(logits.numpy(), axis=1) == y.numpy()))
-            s.stats.count += n
-            s.global_step += 1
-            s.step_in_epoch = index + 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{s.stats.loss_sum / s.stats.count:.3f}", lr=f"{lr:.3g}")
-            if not self.interactive and (index + 1) % log_every == 0:
-                log.info(
-                    "epoch %d/%d step %d/%d loss %.4f lr %.4g",
-                    s.epoch + 1,
-                    cfg.epochs,
-                    index + 1,
-                    self.steps_per_epoch,
-                    s.stats.loss_sum / s.stats.count,
-                    lr,
-                )
-            if guard.signum is not None:
-                bar.close()
-                s.stats.seconds += time.perf_counter() - start
-                self._checkpoint()
-                log.warning(
-                    "checkpoint written to %s at epoch %d step %d; continue with --resume",
-                    self.outputs / CHECKPOINT_NAME,
-                    s.epoch + 1,
-                    s.step_in_epoch,
-                )
-                raise Interrupted(guard.signum)
-        bar.close()
-        s.stats.seconds += time.perf_counter() - start
+            correct = int(np.sum(np.argmax(logits.numpy(), axis=1) == y.numpy()))
+            progress.step(index, loss_value, correct, int(y.shape[0]), lr)
+            progress.stop_if_signalled(guard, self._checkpoint, self.outputs / CHECKPOINT_NAME)
+        progress.close()
         self._end_epoch()
 
     def _end_epoch(self) -> None:
         cfg, s = self.cfg, self.state
         probs, labels, val_loss = self.predict()
-        seconds = s.stats.seconds
-        row = {
-            "epoch": s.epoch + 1,
-            "loss": s.stats.loss_sum / max(1, s.stats.count),
-            "accuracy": s.stats.correct / max(1, s.stats.count),
+        scores = {
             "val_loss": val_loss,
             "val_accuracy": float((probs.argmax(1) == labels).mean()) if len(labels) else math.nan,
-            "lr": schedule.lr_at(cfg, max(0, s.global_step - 1) / self.total_steps),
-            "images_per_sec": s.stats.count / seconds if seconds > 0 else math.nan,
-            "epoch_seconds": seconds,
         }
-        s.history.append(row)
-        s.epoch += 1
-        s.step_in_epoch = 0
-        s.stats = EpochStats()
+        totals = (s.stats.loss_sum, s.stats.correct, s.stats.count)
+        row = history_row(s, cfg, self.total_steps, totals, scores)
+        s.end_epoch(row)
         self.tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
         log.info(
             "epoch %d/%d loss %.4f acc %.4f val_loss %.4f val_acc %.4f lr %.4g %.0f img/s",

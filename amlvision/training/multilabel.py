@@ -28,8 +28,8 @@ from amlvision.tasks import get_task
 from amlvision.training.balance import balance_record
 from amlvision.training.curves import plt
 from amlvision.training.data import derived_packed, resolve_data
-from amlvision.training.loop import Trainer
 from amlvision.training.multilabel_metrics import multilabel_heldout_scores, multilabel_metrics
+from amlvision.training.trainer import Trainer
 
 log = logging.getLogger("amlvision.train")
 
@@ -69,8 +69,9 @@ class MultilabelTrainer(Trainer):
         t = np.concatenate(targets) if targets else np.zeros((0, k), np.uint8)
         return p, t, loss_sum / max(1, len(t))
 
-    def heldout_scores(self, labels: np.ndarray, probs: np.ndarray, loss: float) -> dict[str, float]:
-        return multilabel_heldout_scores(labels, probs, loss, self.cfg.threshold)
+    def heldout_epoch_scores(self, model: nn.Module) -> dict[str, float]:
+        probs, targets, loss = self.predict_heldout(model)
+        return multilabel_heldout_scores(targets, probs, loss, self.cfg.threshold)
 
     def preprocess(self) -> Preprocess:
         return dataclasses.replace(super().preprocess(), task=MULTILABEL, threshold=self.cfg.threshold)

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from amlvision import cli
-from amlvision.data.download import DATASETS, ChecksumMismatch, Offline, download_verified, fetch
+from amlvision.data.download import (
+    DATASETS,
+    ChecksumMismatch,
+    DownloadError,
+    Offline,
+    download_verified,
+    fetch,
+)
 
 
 @pytest.fixture()
@@ -62,7 +69,7 @@ def test_matching_md5_is_kept(server, tmp_path: Path) -> None:
 
 def test_http_error_saves_nothing(server, tmp_path: Path) -> None:
     url, _ = server
-    with pytest.raises(Exception, match="HTTP 404; nothing was saved"):
+    with pytest.raises(DownloadError, match="HTTP 404; nothing was saved"):
         fetch("cifar10", tmp_path / "d", url=f"{url}/missing.tar.gz", progress=False)
     assert list((tmp_path / "d").iterdir()) == []
 

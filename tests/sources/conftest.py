@@ -11,6 +11,7 @@ import torch
 
 from amlvision.data.images import load_image
 from amlvision.formats.packed import write_packed
+from tests.ctf.conftest import cifar_arrays  # noqa: F401  (CTFSource's tests write their CTF file from it)
 
 
 @dataclass

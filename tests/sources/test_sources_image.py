@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from amlvision.data.images import ImageReadError
 from amlvision.data.resolve import open_collection
 from amlvision.formats.mapfile import read_map_file, write_map_file
 from amlvision.sources.image_source import ImageSource
@@ -121,7 +122,7 @@ def test_a_corrupt_image_is_reported_by_name(tmp_path, cifar_test, num_workers):
     source = ImageSource(
         map_file, randomize=False, num_workers=num_workers, transforms=[{"type": "scale", "width": 8, "height": 8}]
     )
-    with pytest.raises(Exception, match="broken.png"):
+    with pytest.raises(ImageReadError, match="broken.png"):
         list(source.iter_epoch(0, 2))
 
 

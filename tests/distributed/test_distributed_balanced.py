@@ -7,14 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .helpers import REPO, TRAIN_PY, subprocess_env, train_args
+from tests.training.helpers import REPO, TRAIN_PY, subprocess_env, train_args
 
 
-def test_two_ranks_train_and_rank0_writes_consistent_outputs(cifar_packed: Path, tmp_path: Path) -> None:
+def test_two_ranks_train_and_rank0_writes_consistent_outputs(small_cifar: Path, tmp_path: Path) -> None:
     outputs = tmp_path / "out"
     # with the class-balanced sampler and class weights: every rank draws the same balanced sweep and takes its share
     extra = ("--sampler", "balanced", "--class-weights", "balanced")
-    args = train_args(cifar_packed, outputs, "--batch-size", "32", "--epoch-size", "256", "--threads", "1", *extra)
+    args = train_args(small_cifar, outputs, "--batch-size", "32", "--epoch-size", "256", "--threads", "1", *extra)
     command = [
         sys.executable,
         "-m",

@@ -1,4 +1,5 @@
-"""CTF files of images as a source: read back pixel-exactly, and malformed rows named by file and line."""
+"""CTF files of images as a data collection (`amlvision.data.ctfimages` through `open_collection`): read back
+pixel-exactly, and malformed rows named by file and line. CTFSource itself: tests/sources/test_sources_ctf.py."""
 
 from __future__ import annotations
 
