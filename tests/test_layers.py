@@ -21,8 +21,6 @@ LAYERS: list[tuple[str, set[str]]] = [
             "amlvision",
             "amlvision.formats",
             "amlvision.ctf",
-            "amlvision.packed",
-            "amlvision.mapfile",
             "amlvision.model_dir",
         },
     ),

@@ -192,7 +192,7 @@ def derive_packed(
     once per (annotations, mode, size, options); the packed directory's name carries that key.
     """
     from amlvision.detection.coco import read_coco
-    from amlvision.packed import is_packed, write_packed
+    from amlvision.formats.packed import is_packed, write_packed
 
     files = find_annotation_files(data)
     train_name, heldout_name = split_names(files)

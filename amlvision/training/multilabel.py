@@ -24,7 +24,6 @@ from torch import nn
 
 from amlvision.detection.derive import load_targets
 from amlvision.model_dir import MULTILABEL, Preprocess
-from amlvision.tasks import get_task
 from amlvision.training.balance import balance_record
 from amlvision.training.curves import plt
 from amlvision.training.data import derived_packed, resolve_data
@@ -47,8 +46,10 @@ class MultilabelTrainer(Trainer):
         counts = self.targets["train"].sum(0).cpu().numpy().astype(np.int64)
         self.balance = balance_record(self.data.class_names, counts, None, "none", self.cfg.sampler)
         self.balance["counts_are"] = "training images holding the class (multilabel)"
-        self.task = get_task(MULTILABEL)
-        self.criterion = self.task.criterion(None, 0.0, self.device)
+
+    def make_criterion(self, class_weights: list[float] | None) -> nn.Module:
+        """BCE-with-logits as it is: the recipes' class weights and label smoothing are single-label ideas."""
+        return self.task.criterion(None, 0.0, self.device)
 
     def training_targets(self, labels: torch.Tensor) -> torch.Tensor:
         return self.targets["train"].index_select(0, labels)

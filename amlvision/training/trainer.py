@@ -100,7 +100,7 @@ class Trainer:
         counts = class_counts(self.data.train.sample_labels(), len(self.data.class_names))
         weights = resolve_class_weights(cfg.class_weights, counts, self.data.class_names)
         self.balance = balance_record(self.data.class_names, counts, weights, cfg.class_weights, cfg.sampler)
-        self.criterion = self.task.criterion(weights, cfg.label_smoothing, self.device)
+        self.criterion = self.make_criterion(weights)
         n = len(self.data.train)
         self.drop_last = n >= cfg.batch_size * 2
         self.steps_per_epoch = self.data.train.num_batches(0, cfg.batch_size, self.drop_last)
@@ -286,6 +286,10 @@ class Trainer:
         The multilabel trainer (amlvision/training/multilabel.py) looks each sample's multi-hot row up.
         """
         return labels
+
+    def make_criterion(self, class_weights: list[float] | None) -> nn.Module:
+        """The task's loss with the run's class weights and label smoothing."""
+        return self.task.criterion(class_weights, self.cfg.label_smoothing, self.device)
 
     def heldout_epoch_scores(self, model: nn.Module) -> dict[str, float]:
         """The ``val_*`` scores of one pass over the held-out split (each epoch's history row)."""

@@ -10,7 +10,7 @@ from PIL import Image
 
 from amlvision.detection.coco import read_coco
 from amlvision.detection.derive import crop_box, derive_packed, derive_split, load_targets, mask_category
-from amlvision.packed import PackedDataset
+from amlvision.formats.packed import PackedDataset
 
 
 def _raw_per_image(raw: dict) -> tuple[list[int], dict[int, list[dict]], list[int]]:
