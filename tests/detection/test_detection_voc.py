@@ -67,10 +67,9 @@ def test_voc_layout_with_splits_difficult_and_one_based_pixels(tmp_path: Path, r
         read_voc(root, "test")
 
 
-def test_flat_pair_skips_exactly_the_broken_xml_the_outside_box_and_the_unknown_class(
-    tmp_path: Path, real_images: list[Path], capsys
-):
-    """The acceptance case: a folder pair with a broken XML, a box outside its image and an unknown class."""
+def _broken_pair(tmp_path: Path, real_images: list[Path]) -> tuple[Path, Path]:
+    """A flat photos/ + labels_xml/ pair of real images with exactly three bad entries (a box outside
+    part0, an unknown class in part1, a broken part2.xml); part3 has no boxes. Returns (root, xml folder)."""
     root = tmp_path / "inspection"
     (root / "photos").mkdir(parents=True)
     (root / "labels_xml").mkdir()
@@ -89,6 +88,14 @@ def test_flat_pair_skips_exactly_the_broken_xml_the_outside_box_and_the_unknown_
     )
     (xml / "part2.xml").write_text("<annotation><object><name>scratch</name><bndbox><xmin>1")  # broken
     (xml / "part3.xml").write_text(_xml("part3.jpg", sizes[3], []))
+    return root, xml
+
+
+def test_flat_pair_skips_exactly_the_broken_xml_the_outside_box_and_the_unknown_class(
+    tmp_path: Path, real_images: list[Path], capsys
+):
+    """The acceptance case: a folder pair with a broken XML, a box outside its image and an unknown class."""
+    root, xml = _broken_pair(tmp_path, real_images)
 
     assert sniff_detection_format(root) == "voc"
     assert voc_pair_folders(root) == (root / "photos", xml)
@@ -136,23 +143,7 @@ def test_flat_pair_with_bad_entries_trains_skipping_exactly_those(tmp_path: Path
     from amlvision.training.config import parse_config
     from amlvision.training.loop import train
 
-    root = tmp_path / "inspection"
-    (root / "photos").mkdir(parents=True)
-    (root / "labels_xml").mkdir()
-    (root / "labels.txt").write_text("scratch\ndent\n")
-    sizes = []
-    for i, image in enumerate(real_images):
-        shutil.copy(image, root / "photos" / f"part{i}.jpg")
-        sizes.append(image_size(image))
-    (w0, h0), (w1, h1) = sizes[0], sizes[1]
-    xml = root / "labels_xml"
-    boxes0 = [("scratch", (5, 5, 50, 50), 0), ("dent", (w0 - 20, 10, w0 + 30, 40), 0)]
-    (xml / "part0.xml").write_text(_xml("part0.jpg", (w0, h0), boxes0))
-    (xml / "part1.xml").write_text(
-        _xml("part1.jpg", (w1, h1), [("rust", (5, 5, 50, 50), 0), ("dent", (9, 9, 60, 80), 0)])
-    )
-    (xml / "part2.xml").write_text("<annotation><object><name>scratch</name><bndbox><xmin>1")  # broken
-    (xml / "part3.xml").write_text(_xml("part3.jpg", sizes[3], [("scratch", (20, 20, 90, 70), 0)]))
+    root, xml = _broken_pair(tmp_path, real_images)
 
     outputs = tmp_path / "out"
     argv = ["--data", str(root), "--outputs", str(outputs), "--epochs", "1", "--batch-size", "2"]
